@@ -1,0 +1,61 @@
+# The two commands a new user runs (see README): `make demo` and `make test`.
+# Each first brings the machine up to what it needs, idempotently: apt packages, a venv in .venv, the
+# project installed into it. A second run finds everything in place and takes a second or two.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := .make
+# Tools the tests, the demo and the builds run on this machine (the sandbox hosts get theirs from the recipe).
+APT_PACKAGES := packer openssh-server openssh-client debootstrap git rsync iproute2 util-linux python3-venv ca-certificates
+PYTEST_ARGS ?=
+
+.PHONY: help setup apt venv test lint unit demo bench clean
+
+help:
+	@echo "make demo   run the whole flow against a local AWS emulator and a sandbox host"
+	@echo "make test   lint, type-check and run the test suite"
+	@echo "make lint   ruff + mypy only;  make bench  the benchmarks;  make clean  remove build products"
+
+setup: apt venv
+
+apt:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "missing packages: $$missing (run as root, or: sudo apt-get install -y $$missing)"; exit 1; fi; \
+	  echo "installing: $$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+$(STAMP)/venv: pyproject.toml
+	@mkdir -p $(STAMP)
+	@py=$$(for c in python3.13 python3.12 python3.11 python3; do \
+	  command -v $$c >/dev/null && $$c -c 'import sys; sys.exit(sys.version_info < (3, 11))' && { echo $$c; break; }; done); \
+	  [ -n "$$py" ] || { echo "Python 3.11+ is needed (apt-get install python3.11)"; exit 1; }; \
+	  [ -x $(PY) ] || $$py -m venv $(VENV)
+	@echo "installing the project and its tools into $(VENV) (pip; log in $(STAMP)/pip.log)"
+	@$(PY) -m pip install -q -e '.[dev]' > $(STAMP)/pip.log 2>&1 || { tail -20 $(STAMP)/pip.log; exit 1; }
+	@touch $@
+
+venv: $(STAMP)/venv
+
+lint: setup
+	$(VENV)/bin/ruff check agent bootstrap tests bench tasks.py
+	$(VENV)/bin/mypy
+
+unit: setup
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test: lint unit
+
+demo: setup
+	$(VENV)/bin/invoke demo
+
+bench: setup
+	$(PY) bench/agent_check.py
+
+clean:
+	rm -rf build dist *.egg-info $(STAMP) .mypy_cache .ruff_cache .pytest_cache packer/build
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

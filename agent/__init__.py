@@ -1,0 +1,3 @@
+"""dcp-agent: preflight checks for Distributed-CellProfiler control nodes and AWS accounts."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,14 @@
+"""Every check module; importing this package registers them all."""
+
+from agent.checks import (  # noqa: F401
+    awsconfig,
+    capacity,
+    config_lint,
+    fleet,
+    iam,
+    identity,
+    local,
+    network,
+    s3,
+    sqs,
+)

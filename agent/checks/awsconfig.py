@@ -1,0 +1,224 @@
+"""C: the AWS CLI configuration and profile, as boto3 and DCP's run.py read them."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from agent.checks._common import CONFIG
+from agent.context import REGION_RE, Context
+from agent.model import Finding, Severity, Skip, fail, ok, warn
+from agent.registry import check
+
+CONFIGURE = "aws configure{p}   (sets keys, region and output in ~/.aws)"
+
+
+def _pflag(profile: str) -> str:
+    return "" if profile == "default" else f" --profile {profile}"
+
+
+@check("C01", "aws.config-files", "~/.aws/config and credentials parse", Severity.HIGH)
+def config_files(ctx: Context) -> Finding:
+    files = ctx.aws_files
+    if files.errors:
+        return fail(f"cannot parse {files.errors[0]}", "fix the file by hand or re-run aws configure")
+    creds = files.credentials_file
+    if creds.exists():
+        mode = stat.S_IMODE(creds.stat().st_mode)
+        if mode & 0o077:
+            return warn(f"{creds} is readable by others (mode {mode:o})", f"chmod 600 {creds}")
+    if not files.config_file.exists() and not creds.exists():
+        return warn("there is no ~/.aws/config or ~/.aws/credentials", CONFIGURE.format(p=""))
+    return ok(", ".join(str(p) for p in (files.config_file, creds) if p.exists()))
+
+
+@check("C02", "aws.profile-match", "The shell's AWS profile is config.AWS_PROFILE", Severity.BLOCKER,
+       needs=(CONFIG,), actions=("sts:GetCallerIdentity",))
+def profile_match(ctx: Context) -> Finding:
+    wanted = ctx.config_profile()
+    env_profile = os.environ.get("AWS_PROFILE") or os.environ.get("AWS_DEFAULT_PROFILE")
+    try:
+        session = ctx.operator_session()
+    except Exception as e:
+        if type(e).__name__ == "ProfileNotFound":
+            return fail(f"AWS_PROFILE={env_profile} names a profile that does not exist",
+                        f"export AWS_PROFILE={wanted} (add it to ~/.bashrc), or aws configure --profile {env_profile}")
+        raise
+    current = session.profile_name or "default"
+    if current == wanted:
+        return ok(f"both use profile {wanted!r}")
+    try:
+        other = ctx.identity("config")
+    except Exception as e:
+        if type(e).__name__ == "ProfileNotFound":
+            return fail(f"config.py names AWS_PROFILE={wanted!r}, which does not exist",
+                        f"aws configure --profile {wanted}, or set AWS_PROFILE = '{current}' in config.py")
+        raise
+    mine = ctx.identity()
+    fix = f"export AWS_PROFILE={wanted} (persist it in ~/.bashrc), or set AWS_PROFILE = '{current}' in config.py"
+    if other["Account"] != mine["Account"]:
+        return fail(f"run.py would create queues and fleets as account {mine['Account']} (profile {current!r}) "
+                    f"but hand workers the keys of account {other['Account']} (profile {wanted!r})", fix)
+    return warn(f"the shell uses profile {current!r} and config.py {wanted!r} (same account)", fix)
+
+
+@check("C03", "aws.profile-section", "config.AWS_PROFILE has a section DCP can find", Severity.BLOCKER,
+       needs=(CONFIG,))
+def profile_section(ctx: Context) -> Finding:
+    profile = ctx.config_profile()
+    files = ctx.aws_files
+    section = files.profile_section(profile)
+    if section is None:
+        return fail(f"{files.config_file} has no [{profile}] or [profile {profile}] section; run.py stops "
+                    "with 'Problem handling profile'", CONFIGURE.format(p=_pflag(profile)))
+    return ok(f"[{section}] in {files.config_file}")
+
+
+def _layout(ctx: Context) -> tuple[str, dict[str, str]]:
+    """Which of run.py's four credential layouts applies (a–d), or 'none'; plus the keys it would use."""
+    files = ctx.aws_files
+    profile = ctx.config_profile()
+    section = files.profile_section(profile)
+    if section is None:
+        raise Skip("no profile section (see aws.profile-section)")
+    conf = dict(files.config.items(section))
+    if "role_arn" in conf:
+        return "a", {}
+    if "source_profile" in conf:
+        src = conf["source_profile"]
+        if files.credentials.has_section(src):
+            keys = dict(files.credentials.items(src))
+            if "aws_access_key_id" in keys and "aws_secret_access_key" in keys:
+                return "b", keys
+        return "none", {}
+    if "aws_access_key_id" in conf and "aws_secret_access_key" in conf:
+        return "c", conf
+    if profile == "default" and files.credentials.has_section("default"):
+        keys = dict(files.credentials.items("default"))
+        if "aws_access_key_id" in keys and "aws_secret_access_key" in keys:
+            return "d", keys
+    return "none", {}
+
+
+@check("C04", "aws.credential-layout", "DCP can hand these credentials to its workers", Severity.BLOCKER,
+       needs=("aws.profile-section",))
+def credential_layout(ctx: Context) -> Finding:
+    layout, _ = _layout(ctx)
+    profile = ctx.config_profile()
+    names = {"a": "role_arn (workers get the task role)", "b": "source_profile with keys",
+             "c": "keys inline in ~/.aws/config", "d": "[default] keys in ~/.aws/credentials"}
+    if layout == "none":
+        return fail(f"profile {profile!r} uses a layout run.py cannot copy to workers (keys only in "
+                    "~/.aws/credentials under a non-default profile, SSO, credential_process or instance role)",
+                    f"add to ~/.aws/config: [profile {profile}] role_arn=arn:aws:iam::<acct>:role/<DCPRole> "
+                    "credential_source=Ec2InstanceMetadata region=<region> output=json; "
+                    "or put long-term keys under [default]")
+    return ok(names[layout])
+
+
+@check("C05", "aws.no-temporary-keys", "Workers are not handed temporary keys", Severity.BLOCKER,
+       needs=("aws.credential-layout",))
+def no_temporary_keys(ctx: Context) -> Finding:
+    layout, keys = _layout(ctx)
+    if layout in ("a", "none"):
+        raise Skip("no static keys are copied to workers with this layout")
+    if keys.get("aws_access_key_id", "").startswith("ASIA") or "aws_session_token" in keys:
+        return fail("the keys DCP copies to workers are temporary (ASIA… with a session token); run.py drops "
+                    "the token, so every worker call fails",
+                    "use a role_arn profile, or long-term IAM user keys (AKIA…)")
+    return ok("long-term keys")
+
+
+@check("C06", "aws.secrets-exposure", "Worker credentials are not stored in plain text", Severity.LOW,
+       needs=("aws.credential-layout",))
+def secrets_exposure(ctx: Context) -> Finding:
+    layout, _ = _layout(ctx)
+    if layout in ("b", "c", "d"):
+        return warn("run.py writes these access keys in plain text into the ECS task definition and the "
+                    "workers' /credentials.txt", "prefer a role_arn profile (workers then use a task role)")
+    return ok("workers use a task role" if layout == "a" else "no static keys")
+
+
+@check("C07", "aws.region-set", "A default region is set", Severity.BLOCKER)
+def region_set(ctx: Context) -> Finding:
+    try:
+        region = ctx.session_region
+    except Exception as e:
+        if type(e).__name__ == "ProfileNotFound":
+            raise Skip("the profile does not exist (see aws.profile-match)") from None
+        raise
+    if not region:
+        profile = ctx.operator_session().profile_name or "default"
+        return fail("no default region: boto3 raises NoRegionError", f"aws configure set region us-east-1{_pflag(profile)}")
+    return ok(region)
+
+
+def _az_like(value: str) -> bool:
+    return bool(REGION_RE.match(value[:-1])) and value[-1].isalpha()
+
+
+@check("C08", "aws.region-format", "The region is a region, not an availability zone", Severity.BLOCKER)
+def region_format(ctx: Context) -> Finding:
+    try:
+        session_region = ctx.session_region
+        known = set(ctx.operator_session().get_available_regions("ec2"))
+    except Exception as e:
+        if type(e).__name__ == "ProfileNotFound":
+            raise Skip("the profile does not exist (see aws.profile-match)") from None
+        raise
+    checks = [("the AWS CLI region", session_region)]
+    if ctx.config.has("AWS_REGION"):
+        checks.append(("config.AWS_REGION", ctx.config.get("AWS_REGION")))
+    for label, value in checks:
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            return fail(f"{label} is not a string", "set AWS_REGION = 'us-east-1' (your region) in config.py")
+        if _az_like(value):
+            fix = (f"aws configure set region {value[:-1]}" if label.startswith("the AWS") else
+                   f"set AWS_REGION = '{value[:-1]}' in config.py")
+            return fail(f"{label} is {value!r}, an availability zone; use the region {value[:-1]!r}", fix)
+        if value not in known and not REGION_RE.match(value):
+            return fail(f"{label} {value!r} is not an AWS region", "use a region such as us-east-1 or eu-west-2")
+        if value not in known:
+            return warn(f"{label} {value!r} is not a region this botocore knows", "update boto3, or check the name")
+    try:
+        regions = ctx.client("ec2").describe_regions(AllRegions=True)["Regions"]
+        status = {r["RegionName"]: r.get("OptInStatus") for r in regions}
+        target = ctx.region
+        if status.get(target) == "not-opted-in":
+            return fail(f"{target} is not enabled for this account", "enable the region in the AWS console "
+                        "(Account → AWS Regions), or use another region")
+    except Exception:  # noqa: S110 - opt-in status is a bonus; credentials are checked elsewhere
+        pass
+    return ok(ctx.region)
+
+
+@check("C09", "aws.region-match", "The AWS CLI region is config.AWS_REGION", Severity.BLOCKER,
+       needs=(CONFIG, "aws.region-set", "aws.region-format"))
+def region_match(ctx: Context) -> Finding:
+    wanted = ctx.config.get("AWS_REGION")
+    current = ctx.session_region
+    if not isinstance(wanted, str):
+        raise Skip("AWS_REGION is not set in config.py")
+    if current != wanted:
+        profile = ctx.operator_session().profile_name or "default"
+        return fail(f"run.py's API calls go to {current} (your AWS CLI region) but the task definition, "
+                    f"logs and dashboard use {wanted} (config.py): a run split across regions",
+                    f"aws configure set region {wanted}{_pflag(profile)}")
+    return ok(wanted)
+
+
+@check("C10", "aws.output-json", "The AWS CLI outputs JSON", Severity.LOW, needs=("aws.profile-section",))
+def output_json(ctx: Context) -> Finding:
+    profile = ctx.config_profile()
+    section = ctx.aws_files.profile_section(profile)
+    if section is None:
+        raise Skip("no profile section")
+    output = ctx.aws_files.config.get(section, "output", fallback=None)
+    if output != "json":
+        return warn(f"output is {output or 'unset'}; DCP's hygiene scripts pipe the CLI's JSON into in2csv",
+                    f"aws configure set output json{_pflag(profile)}")
+    return ok("json")
+
+

@@ -1,0 +1,126 @@
+"""Z: spot quota, bid vs market, whether the container fits the machine, and capacity resilience."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from agent.checks._common import AWS, CONFIG, error_code
+from agent.context import Context
+from agent.model import Finding, Severity, Skip, fail, ok, warn
+from agent.registry import check
+
+QUOTAS = {"standard": ("L-34B43A08", "All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests"),
+          "g": ("L-3819A6DF", "All G and VT Spot Instance Requests"),
+          "p": ("L-7212CCBC", "All P Spot Instance Requests")}
+
+
+def _family(itype: str) -> str:
+    letter = itype[:1].lower()
+    if letter in ("g",) or itype.startswith("vt"):
+        return "g"
+    if letter == "p":
+        return "p"
+    return "standard"
+
+
+@check("Z01", "quota.spot-vcpu", "The spot vCPU quota covers the cluster", Severity.BLOCKER,
+       needs=(*AWS, CONFIG), actions=("servicequotas:GetServiceQuota", "ec2:DescribeInstanceTypes",
+                                      "ec2:DescribeInstances"))
+def spot_quota(ctx: Context) -> Finding:
+    types = ctx.machine_types()
+    machines = ctx.config.get("CLUSTER_MACHINES")
+    if not types or not isinstance(machines, int):
+        raise Skip("MACHINE_TYPE or CLUSTER_MACHINES is not usable (see config.types)")
+    info = ctx.instance_types(types)
+    if not info:
+        raise Skip("no known instance type in MACHINE_TYPE")
+    family = _family(types[0])
+    code, name = QUOTAS[family]
+    need = machines * max(int(i["VCpuInfo"]["DefaultVCpus"]) for i in info.values())
+    try:
+        quota = ctx.client("service-quotas").get_service_quota(ServiceCode="ec2", QuotaCode=code)["Quota"]["Value"]
+    except Exception as e:
+        if error_code(e) != "NoSuchResourceException":
+            raise
+        quota = ctx.client("service-quotas").get_aws_default_service_quota(
+            ServiceCode="ec2", QuotaCode=code)["Quota"]["Value"]
+    fix = (f"aws service-quotas request-service-quota-increase --service-code ec2 --quota-code {code} "
+           f"--desired-value {need} --region {ctx.region}  (Service Quotas console → Amazon EC2 → \"{name}\")")
+    if need > quota:
+        return fail(f"the cluster needs {need} spot vCPUs ({machines} × {types[0]}…) but the quota is {quota:.0f} "
+                    "(new accounts get 5): spotInstanceCountLimitExceeded", fix)
+    used = 0
+    # The instance-lifecycle filter is not supported everywhere (moto answers 500): filter here instead.
+    pages = ctx.client("ec2").get_paginator("describe_instances").paginate(Filters=[
+        {"Name": "instance-state-name", "Values": ["pending", "running"]}])
+    running = [i["InstanceType"] for page in pages for r in page["Reservations"] for i in r["Instances"]
+               if i.get("InstanceLifecycle") == "spot" and _family(i["InstanceType"]) == family]
+    if running:
+        sizes = ctx.instance_types(sorted(set(running)))
+        used = sum(int(sizes[t]["VCpuInfo"]["DefaultVCpus"]) for t in running if t in sizes)
+    if need + used > quota:
+        return warn(f"{used} spot vCPUs already run; with {need} more the quota of {quota:.0f} is exceeded", fix)
+    return ok(f"needs {need} of {quota:.0f} spot vCPUs ({used} in use)")
+
+
+@check("Z02", "quota.spot-price", "MACHINE_PRICE is above the spot market", Severity.HIGH, needs=("ec2.subnets", CONFIG),
+       actions=("ec2:DescribeSpotPriceHistory",))
+def spot_price(ctx: Context) -> Finding:
+    price = ctx.config.get("MACHINE_PRICE")
+    types = ctx.machine_types()
+    if not isinstance(price, int | float) or isinstance(price, bool) or not types:
+        raise Skip("MACHINE_PRICE or MACHINE_TYPE is not usable (see config.types)")
+    if f"{price:.2f}" == "0.00":
+        return fail(f"MACHINE_PRICE {price} becomes $0.00 (run.py formats it with 2 decimals)",
+                    "set MACHINE_PRICE to at least 0.01")
+    zones = sorted({s["AvailabilityZone"] for s in ctx.subnets().values()})
+    hist = ctx.client("ec2").describe_spot_price_history(
+        InstanceTypes=types, ProductDescriptions=["Linux/UNIX", "Linux/UNIX (Amazon VPC)"],
+        StartTime=datetime.now(UTC), Filters=[{"Name": "availability-zone", "Values": zones}] if zones else [])
+    latest: dict[str, float] = {}
+    for h in hist.get("SpotPriceHistory", []):
+        key = f"{h['InstanceType']} in {h['AvailabilityZone']}"
+        latest.setdefault(key, float(h["SpotPrice"]))
+    above = {k: v for k, v in latest.items() if v > float(price)}
+    if above:
+        k, v = max(above.items(), key=lambda kv: kv[1])
+        return warn(f"the spot price of {k} is ${v:.4f}, above MACHINE_PRICE ${price:.2f}: the fleet may not be "
+                    "fulfilled", f"raise MACHINE_PRICE above {v:.2f}")
+    return ok(f"${price:.2f} is above the current spot prices" if latest else f"${price:.2f} (no price history)")
+
+
+@check("Z03", "capacity.container-fits", "MEMORY and CPU_SHARES fit MACHINE_TYPE", Severity.BLOCKER,
+       needs=(*AWS, CONFIG), actions=("ec2:DescribeInstanceTypes",))
+def container_fits(ctx: Context) -> Finding:
+    types = ctx.machine_types()
+    mem, shares, tasks = (ctx.config.get(n) for n in ("MEMORY", "CPU_SHARES", "TASKS_PER_MACHINE"))
+    if not types or not all(isinstance(v, int) for v in (mem, shares, tasks)):
+        raise Skip("MACHINE_TYPE, MEMORY, CPU_SHARES or TASKS_PER_MACHINE is not usable (see config.types)")
+    info = ctx.instance_types(types)
+    if not info:
+        raise Skip("no known instance type in MACHINE_TYPE")
+    smallest = min(info.values(), key=lambda i: int(i["MemoryInfo"]["SizeInMiB"]))
+    t, mib, vcpu = smallest["InstanceType"], int(smallest["MemoryInfo"]["SizeInMiB"]), int(smallest["VCpuInfo"]["DefaultVCpus"])
+    want = mem * tasks
+    fix = (f"set MEMORY = {int(0.92 * mib / tasks)} for {t} (DCP uses 15000 for m-class xlarge, 7500 for c-class), "
+           "or lower TASKS_PER_MACHINE")
+    if want > mib:
+        return fail(f"{tasks} × MEMORY {mem} MiB = {want} MiB does not fit {t} ({mib} MiB): tasks are never placed", fix)
+    if shares * tasks > vcpu * 1024:
+        return fail(f"{tasks} × CPU_SHARES {shares} exceeds {t}'s {vcpu * 1024} CPU units", "lower CPU_SHARES "
+                    "(1024 per core) or TASKS_PER_MACHINE")
+    if want > 0.92 * mib:
+        return warn(f"{want} MiB leaves the ECS agent under 8% of {t}'s {mib} MiB", fix)
+    return ok(f"{want} MiB of {mib} MiB on {t}")
+
+
+@check("Z04", "capacity.resilience", "The fleet can draw on more than one zone", Severity.LOW,
+       needs=("ec2.subnets",), actions=("ec2:DescribeSubnets",))
+def resilience(ctx: Context) -> Finding:
+    zones = {s["AvailabilityZone"] for s in ctx.subnets().values()}
+    if len(zones) < 2:
+        return warn(f"every launch spec is in {', '.join(zones) or 'one zone'}: one zone's spot shortage stops the run",
+                    "add a launch spec per subnet in other zones (with a MACHINE_TYPE entry each)")
+    return ok(f"{len(zones)} zones")
+
+

@@ -1,0 +1,169 @@
+"""K: DCP's config.py, read statically (never executed)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from agent.checks._common import CONFIG, cfg
+from agent.context import Context
+from agent.model import Finding, Severity, Skip, fail, ok, warn
+from agent.registry import check
+
+FLAGS = ("DOWNLOAD_FILES", "ASSIGN_IP", "AUTO_MONITOR", "CREATE_DASHBOARD", "CLEAN_DASHBOARD", "CHECK_IF_DONE_BOOL",
+         "ALWAYS_CONTINUE", "USE_PLUGINS", "UPDATE_PLUGINS", "INSTALL_REQUIREMENTS")
+LOG_RE = re.compile(r"^[.\-_/#A-Za-z0-9]{1,512}$")
+TAG_RE = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+def _int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+@check("K01", "config.loads", "config.py reads and defines what run.py needs", Severity.BLOCKER)
+def loads(ctx: Context) -> Finding:
+    c = ctx.config
+    if c.error:
+        return fail(f"config.py: {c.error}", f"fix {ctx.config_path} (compare with DCP's config.py), or pass --config")
+    if c.missing:
+        return fail(f"{ctx.config_path} does not define {', '.join(c.missing[:5])}"
+                    + (f" and {len(c.missing) - 5} more" if len(c.missing) > 5 else ""),
+                    "add them (see DCP's config.py and step_1_configuration.md)")
+    if c.problems:
+        return warn(f"{len(c.problems)} line(s) not evaluated, so not checked: {c.problems[0]}",
+                    "write plain assignments (literals, names defined above, + - * /)")
+    return ok(f"{ctx.config_path}")
+
+
+@check("K02", "config.placeholders", "No placeholder values left in config.py", Severity.HIGH, needs=(CONFIG,))
+def placeholders(ctx: Context) -> Finding:
+    if ctx.config.get("SSH_KEY_NAME") == "your-key-file.pem":
+        return fail("SSH_KEY_NAME is still 'your-key-file.pem'", "set SSH_KEY_NAME to your key file in ~/.ssh")
+    for name in ("AWS_BUCKET", "SOURCE_BUCKET", "WORKSPACE_BUCKET", "DESTINATION_BUCKET"):
+        if ctx.config.get(name) in ("your-bucket-name", "bucket-name"):
+            return fail(f"{name} is still the placeholder {ctx.config.get(name)!r}", f"set {name} to your bucket")
+    notes = []
+    if ctx.config.get("SQS_DEAD_LETTER_QUEUE") == "user_DeadMessages":
+        notes.append("SQS_DEAD_LETTER_QUEUE is the shared default 'user_DeadMessages'")
+    if ctx.config.get("APP_NAME") == "DistributedCP":
+        notes.append("APP_NAME is the default 'DistributedCP'")
+    if notes:
+        return warn("; ".join(notes), "give each person and project their own names (e.g. alice_DeadMessages, "
+                    "a project-specific APP_NAME)")
+    return ok("none")
+
+
+@check("K03", "config.string-flags", "On/off settings are the strings 'True' or 'False'", Severity.BLOCKER,
+       needs=(CONFIG,))
+def string_flags(ctx: Context) -> Finding:
+    for name in FLAGS:
+        if not ctx.config.has(name):
+            continue
+        v = ctx.config.get(name)
+        if isinstance(v, bool):
+            return fail(f"{name} is the Python bool {v}; run.py calls .lower() on it and crashes",
+                        f"write {name} = '{v}' (a string)")
+        if v not in ("True", "False"):
+            return fail(f"{name} is {v!r}; DCP's worker script compares 'True'/'False' exactly",
+                        f"write {name} = 'True' or 'False'")
+    return ok("all 'True'/'False'")
+
+
+@check("K04", "config.types", "Numbers, lists and sizes have the right types and ranges", Severity.BLOCKER,
+       needs=(CONFIG,))
+def types(ctx: Context) -> Finding:
+    c = ctx.config
+    mt = c.get("MACHINE_TYPE")
+    if not isinstance(mt, list) or not mt or not all(isinstance(t, str) for t in mt):
+        hint = f"MACHINE_TYPE = [{mt!r}]" if isinstance(mt, str) else "MACHINE_TYPE = ['m5.xlarge']"
+        return fail(f"MACHINE_TYPE must be a list of instance types, not {mt!r}", f"write {hint}")
+    for name in ("CLUSTER_MACHINES", "TASKS_PER_MACHINE", "DOCKER_CORES"):
+        v = c.get(name)
+        if not _int(v) or v < 1:
+            return fail(f"{name} must be a whole number ≥ 1, not {v!r}", f"fix {name} in config.py")
+    price = c.get("MACHINE_PRICE")
+    if isinstance(price, bool) or not isinstance(price, int | float) or price < 0.01:
+        return fail(f"MACHINE_PRICE must be a number ≥ 0.01 (dollars per hour), not {price!r}", "e.g. MACHINE_PRICE = 0.20")
+    ebs = c.get("EBS_VOL_SIZE")
+    if not _int(ebs) or not 22 <= ebs <= 16384:
+        return fail(f"EBS_VOL_SIZE must be a whole number of GB from 22 to 16384, not {ebs!r}", "e.g. EBS_VOL_SIZE = 40")
+    for name in ("MEMORY", "SECONDS_TO_START"):
+        v = c.get(name)
+        if not _int(v) or v < 0:
+            return fail(f"{name} must be a whole number ≥ 0, not {v!r}", f"fix {name} in config.py")
+    for name in ("EXPECTED_NUMBER_FILES", "MIN_FILE_SIZE_BYTES"):
+        if c.has(name) and not _int(c.get(name)):
+            return fail(f"{name} must be a whole number, not {c.get(name)!r}", f"fix {name} in config.py")
+    shares, cores = c.get("CPU_SHARES"), c.get("DOCKER_CORES")
+    if _int(shares) and shares != cores * 1024:
+        return warn(f"CPU_SHARES {shares} is not DOCKER_CORES × 1024 ({cores * 1024})",
+                    "write CPU_SHARES = DOCKER_CORES * 1024 unless you mean it")
+    return ok("types and ranges fine")
+
+
+@check("K05", "config.names", "APP_NAME and LOG_GROUP_NAME make valid AWS names", Severity.HIGH, needs=(CONFIG,))
+def names(ctx: Context) -> Finding:
+    app = cfg(ctx, "APP_NAME")
+    if not isinstance(app, str) or not re.fullmatch(r"[A-Za-z0-9_-]+", app):
+        return fail(f"APP_NAME {app!r} may hold only letters, digits, _ and -", "rename APP_NAME")
+    if len(app) + 5 > 80:
+        return fail(f"APP_NAME is {len(app)} characters; APP_NAME + 'Queue' must fit SQS's 80", "shorten APP_NAME")
+    log = ctx.config.get("LOG_GROUP_NAME")
+    if not isinstance(log, str) or not LOG_RE.match(log) or not LOG_RE.match(log + "_perInstance"):
+        return fail(f"LOG_GROUP_NAME {log!r} is not a valid log group name (1–512 of A-Z a-z 0-9 . - _ / #)",
+                    "set LOG_GROUP_NAME = APP_NAME")
+    return ok(f"{app}, log group {log}")
+
+
+@check("K06", "config.docker-tag", "DOCKERHUB_TAG is repository:tag", Severity.MEDIUM, needs=(CONFIG,))
+def docker_tag(ctx: Context) -> Finding:
+    tag = cfg(ctx, "DOCKERHUB_TAG")
+    if not isinstance(tag, str) or not TAG_RE.match(tag):
+        return fail(f"DOCKERHUB_TAG {tag!r} is not repository:tag", "e.g. "
+                    "DOCKERHUB_TAG = 'cellprofiler/distributed-cellprofiler:2.2.1_4.2.8'")
+    if not tag.startswith("cellprofiler/distributed-cellprofiler:"):
+        return warn(f"{tag} is not DCP's own image; make sure it exists and matches your pipeline's CellProfiler",
+                    "the published tags are listed on Docker Hub under cellprofiler/distributed-cellprofiler")
+    return ok(tag)
+
+
+@check("K07", "config.disk-size", "EBS_VOL_SIZE leaves room per task", Severity.MEDIUM, needs=(CONFIG,))
+def disk_size(ctx: Context) -> Finding:
+    ebs, tasks = ctx.config.get("EBS_VOL_SIZE"), ctx.config.get("TASKS_PER_MACHINE")
+    if not _int(ebs) or not _int(tasks) or tasks < 1:
+        raise Skip("EBS_VOL_SIZE or TASKS_PER_MACHINE is not a number (see config.types)")
+    if ebs < 22:
+        return fail(f"EBS_VOL_SIZE {ebs} is below DCP's minimum of 22 GB", "set EBS_VOL_SIZE = 40 or more")
+    if ebs / tasks - 2 < 10:
+        return warn(f"{ebs} GB for {tasks} tasks leaves under 10 GB per container", "raise EBS_VOL_SIZE")
+    if ctx.config.get("DOWNLOAD_FILES") == "True" and ebs <= 22:
+        return warn("DOWNLOAD_FILES is 'True' with the minimum disk; downloads fail silently when it fills",
+                    "raise EBS_VOL_SIZE (DCP suggests 200 GB for illumination, 40 GB for analysis)")
+    return ok(f"{ebs} GB for {tasks} task(s)")
+
+
+@check("K08", "config.batch-files", "HDF5 batch files are not downloaded", Severity.MEDIUM, needs=(CONFIG,))
+def batch_files(ctx: Context) -> Finding:
+    if ctx.job_path is None:
+        raise Skip("no job file given (--job)")
+    if ctx.job is None:
+        return fail(ctx.job_error or "the job file cannot be read", "fix the job file")
+    pipeline = str(ctx.job.get("pipeline", ""))
+    if pipeline.endswith(".h5") and ctx.config.get("DOWNLOAD_FILES") != "False":
+        return warn("the job uses an .h5 batch file but DOWNLOAD_FILES is not 'False'",
+                    "set DOWNLOAD_FILES = 'False' for batch-file jobs")
+    return ok("consistent")
+
+
+@check("K09", "config.public-source-s3fs", "A foreign or public SOURCE_BUCKET is downloaded, not mounted",
+       Severity.MEDIUM, needs=(CONFIG, "s3.buckets-reachable"), actions=("s3:ListBucket",))
+def public_source(ctx: Context) -> Finding:
+    from agent.checks.s3 import foreign
+
+    src = ctx.config.get("SOURCE_BUCKET")
+    if ctx.config.get("DOWNLOAD_FILES") != "False" or not isinstance(src, str):
+        return ok("DOWNLOAD_FILES is 'True'" if ctx.config.get("DOWNLOAD_FILES") == "True" else "n/a")
+    if foreign(ctx, src):
+        return warn(f"SOURCE_BUCKET {src} belongs to another account and DOWNLOAD_FILES is 'False': s3fs may not "
+                    "mount it", "set DOWNLOAD_FILES = 'True'")
+    return ok(f"{src} is yours")

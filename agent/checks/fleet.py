@@ -1,0 +1,205 @@
+"""F: the spot-fleet file against config.py and the account."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from agent.checks._common import AWS, CONFIG, FLEET, error_code
+from agent.context import Context
+from agent.model import Finding, Severity, Skip, fail, ok, warn
+from agent.registry import check
+
+ROLE_ARN = re.compile(r"^arn:(aws|aws-cn|aws-us-gov):iam::(\d{12}):role/.+")
+PROFILE_ARN = re.compile(r"^arn:(aws|aws-cn|aws-us-gov):iam::(\d{12}):instance-profile/.+")
+PLACEHOLDERS = ("XXXXXXXX", "subnet-WWWWWWWW", "sg-ZZZZZZZZZ", "your_key_file_name")
+ECS_NAMES = (r"^amzn-ami-.*-amazon-ecs-optimized", r"^amzn2-ami-ecs-hvm-", r"^al2023-ami-ecs-hvm-")
+
+
+@check("F01", "fleet.structure", "The fleet file has what run.py reads", Severity.BLOCKER)
+def structure(ctx: Context) -> Finding:
+    if ctx.fleet is None:
+        raise Skip("no fleet file given: pass --fleet PATH or set fleet = \"…\" in the settings")
+    if ctx.fleet.error:
+        return fail(ctx.fleet.error, "start again from DCP's files/exampleFleet_<region>.json")
+    doc = ctx.fleet.doc
+    if not isinstance(doc.get("IamFleetRole"), str):
+        return fail("IamFleetRole is missing or not a string", "add \"IamFleetRole\": \"arn:aws:iam::<acct>:role/"
+                    "aws-ec2-spot-fleet-tagging-role\"")
+    specs = doc.get("LaunchSpecifications")
+    if not isinstance(specs, list) or not specs or not all(isinstance(s, dict) for s in specs):
+        return fail("LaunchSpecifications must be a non-empty list of objects", "copy it from DCP's example fleet file")
+    for i, s in enumerate(specs):
+        where = f"LaunchSpecifications[{i}]"
+        if not isinstance(s.get("ImageId"), str):
+            return fail(f"{where} has no ImageId", "add the ECS-optimized AMI id for your region")
+        if not isinstance((s.get("IamInstanceProfile") or {}).get("Arn") if isinstance(s.get("IamInstanceProfile"), dict)
+                          else None, str):
+            return fail(f"{where} has no IamInstanceProfile.Arn", "add \"IamInstanceProfile\": {\"Arn\": "
+                        "\"arn:aws:iam::<acct>:instance-profile/ecsInstanceRole\"}")
+        bdm = s.get("BlockDeviceMappings")
+        if not isinstance(bdm, list) or len(bdm) < 2 or not all(isinstance(m, dict) for m in bdm):
+            return fail(f"{where} needs two BlockDeviceMappings: run.py sets the second one's size (EBS_VOL_SIZE)",
+                        "copy both mappings from DCP's example fleet file")
+        nics = s.get("NetworkInterfaces")
+        has_subnet = isinstance(s.get("SubnetId"), str) or (isinstance(nics, list) and any(
+            isinstance(n, dict) and isinstance(n.get("SubnetId"), str) for n in nics))
+        if not has_subnet:
+            return fail(f"{where} names no subnet", "add NetworkInterfaces[0].SubnetId")
+    return ok(f"{len(specs)} launch specification(s)")
+
+
+@check("F02", "fleet.placeholders", "No placeholders left in the fleet file", Severity.BLOCKER, needs=(FLEET,))
+def placeholders(ctx: Context) -> Finding:
+    assert ctx.fleet is not None
+    text = str(ctx.fleet.doc)
+    found = [p for p in PLACEHOLDERS if p in text]
+    if found:
+        return fail(f"the fleet file still holds {', '.join(found)} from DCP's example",
+                    "fill in your account id, subnet, security group and key name")
+    return ok("none")
+
+
+@check("F03", "fleet.arns", "The fleet's ARNs are well-formed and in this account", Severity.BLOCKER,
+       needs=(FLEET, "identity.credentials"), actions=("sts:GetCallerIdentity",))
+def arns(ctx: Context) -> Finding:
+    assert ctx.fleet is not None
+    role = ctx.fleet.doc.get("IamFleetRole", "")
+    m = ROLE_ARN.match(role)
+    if not m:
+        return fail(f"IamFleetRole {role!r} is not a role ARN", "use arn:aws:iam::<acct>:role/aws-ec2-spot-fleet-tagging-role")
+    found = [(m.group(1), m.group(2), "IamFleetRole")]
+    for i, s in enumerate(ctx.fleet.specs):
+        arn = (s.get("IamInstanceProfile") or {}).get("Arn", "")
+        pm = PROFILE_ARN.match(arn)
+        if not pm:
+            kind = "a role ARN" if ":role/" in arn else "not an instance-profile ARN"
+            return fail(f"LaunchSpecifications[{i}].IamInstanceProfile.Arn is {kind}: {arn}",
+                        "use arn:aws:iam::<acct>:instance-profile/ecsInstanceRole (an instance profile, not a role)")
+        found.append((pm.group(1), pm.group(2), f"LaunchSpecifications[{i}] instance profile"))
+    for partition, account, label in found:
+        if account != ctx.account:
+            return fail(f"{label} is in account {account}, but you are in {ctx.account}",
+                        f"replace {account} with {ctx.account} in the fleet file")
+        if partition != ctx.partition:
+            return fail(f"{label} is in partition {partition}, not {ctx.partition}", "fix the ARN's partition")
+    return ok(f"account {ctx.account}")
+
+
+@check("F04", "fleet.types-vs-specs", "One MACHINE_TYPE per launch specification", Severity.BLOCKER,
+       needs=(FLEET, CONFIG))
+def types_vs_specs(ctx: Context) -> Finding:
+    assert ctx.fleet is not None
+    types = ctx.config.get("MACHINE_TYPE")
+    if not isinstance(types, list):
+        raise Skip("MACHINE_TYPE is not a list (see config.types)")
+    specs = len(ctx.fleet.specs)
+    if len(types) < specs:
+        return fail(f"{specs} launch specs but {len(types)} MACHINE_TYPE entries: run.py fails with IndexError",
+                    "give MACHINE_TYPE one entry per launch specification")
+    if len(types) > specs:
+        return warn(f"{len(types)} MACHINE_TYPE entries for {specs} launch specs: run.py ignores "
+                    f"{', '.join(types[specs:])}", "add a launch specification per extra type (DCP pairs them by index)")
+    return ok(f"{specs} pair(s)")
+
+
+@check("F05", "fleet.ami", "The fleet's AMI exists in AWS_REGION, is available, x86_64 and ECS-optimized",
+       Severity.BLOCKER, needs=(*AWS, FLEET), actions=("ec2:DescribeImages",))
+def ami(ctx: Context) -> Finding:
+    images = ctx.images()
+    hint = (f"aws ssm get-parameter --name /aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id "
+            f"--region {ctx.region} gives the current ECS-optimized AMI")
+    notes = []
+    for iid in ctx.fleet.image_ids() if ctx.fleet else []:
+        img = images.get(iid)
+        if img is None:
+            return fail(f"{iid} does not exist in {ctx.region} (AMI ids are per region)", hint)
+        if img.get("State") != "available":
+            return fail(f"{iid} is {img.get('State')}, not available", hint)
+        if img.get("Architecture") != "x86_64":
+            return fail(f"{iid} is {img.get('Architecture')}; DCP's image is linux/amd64", hint)
+        dep = img.get("DeprecationTime")
+        if dep and datetime.fromisoformat(dep.replace("Z", "+00:00")) < datetime.now(UTC):
+            notes.append(f"{iid} was deprecated on {dep[:10]}")
+        if not any(re.match(p, img.get("Name", "")) for p in ECS_NAMES):
+            notes.append(f"{iid} ({img.get('Name')}) is not an ECS-optimized Amazon Linux AMI")
+    if notes:
+        return warn("; ".join(notes), hint)
+    return ok(", ".join(f"{i} ({images[i].get('Name')})" for i in images))
+
+
+@check("F06", "fleet.root-mapping", "The root volume matches the AMI's root snapshot", Severity.BLOCKER,
+       needs=("fleet.ami",), actions=("ec2:DescribeImages", "ec2:DescribeSnapshots"))
+def root_mapping(ctx: Context) -> Finding:
+    assert ctx.fleet is not None
+    images = ctx.images()
+    notes = []
+    for i, spec in enumerate(ctx.fleet.specs):
+        img = images.get(str(spec.get("ImageId")))
+        if img is None:
+            continue
+        root = spec["BlockDeviceMappings"][0]
+        ebs: dict[str, Any] = root.get("Ebs") or {}
+        ami_root: dict[str, Any] = next((m for m in img.get("BlockDeviceMappings", []) if m.get("DeviceName") == img.get("RootDeviceName")), {})
+        ami_ebs = ami_root.get("Ebs") or {}
+        where = f"LaunchSpecifications[{i}]"
+        if root.get("DeviceName") != img.get("RootDeviceName"):
+            return fail(f"{where} maps {root.get('DeviceName')} first, but the AMI's root is {img.get('RootDeviceName')}",
+                        f"set BlockDeviceMappings[0].DeviceName to {img.get('RootDeviceName')}")
+        size, need = ebs.get("VolumeSize"), ami_ebs.get("VolumeSize")
+        if isinstance(size, int) and isinstance(need, int) and size < need:
+            return fail(f"{where} root volume is {size} GB but the AMI's snapshot needs ≥ {need} GB "
+                        "(InvalidBlockDeviceMapping)", f"set BlockDeviceMappings[0].Ebs.VolumeSize to {need} or more")
+        snap = ebs.get("SnapshotId")
+        if snap and snap != ami_ebs.get("SnapshotId"):
+            try:
+                ctx.client("ec2").describe_snapshots(SnapshotIds=[snap])
+            except Exception as e:
+                if error_code(e).startswith("InvalidSnapshot"):
+                    return fail(f"{where} snapshot {snap} does not exist in {ctx.region}",
+                                f"use the AMI's root snapshot {ami_ebs.get('SnapshotId')} (or drop SnapshotId)")
+                raise
+            notes.append(f"{where} snapshot {snap} is not the AMI's root snapshot {ami_ebs.get('SnapshotId')}")
+    if notes:
+        return warn("; ".join(notes), "use the AMI's own root snapshot, or drop SnapshotId")
+    return ok("root mapping matches the AMI")
+
+
+@check("F07", "fleet.ami-family", "The AMI suits DCP's user data (Docker volume, awslogs)", Severity.HIGH,
+       needs=("fleet.ami",), actions=("ec2:DescribeImages",))
+def ami_family(ctx: Context) -> Finding:
+    images = ctx.images()
+    modern = [i for i, img in images.items() if re.match(r"^(amzn2-ami-ecs-hvm-|al2023-ami-ecs-hvm-)", img.get("Name", ""))]
+    if modern:
+        return warn(f"{', '.join(modern)} is an AL2/AL2023 ECS AMI: Docker uses the root volume (overlay2), so "
+                    "EBS_VOL_SIZE does not size container storage, and run.py's dm.basesize option is for devicemapper",
+                    "size the root volume (BlockDeviceMappings[0]) for your data; verify with a small test run")
+    return ok("Amazon Linux 1 ECS layout" if images else "no AMI to inspect")
+
+
+@check("F08", "fleet.overwritten-fields", "The fleet file sets nothing run.py overwrites", Severity.LOW,
+       needs=(FLEET,))
+def overwritten(ctx: Context) -> Finding:
+    assert ctx.fleet is not None
+    doc = ctx.fleet.doc
+    found: list[str] = [k for k in ("ValidFrom", "ValidUntil", "TargetCapacity", "SpotPrice") if k in doc]
+    for i, s in enumerate(ctx.fleet.specs):
+        found += [f"LaunchSpecifications[{i}].{k}" for k in ("InstanceType", "UserData") if k in s]
+        bdm = s.get("BlockDeviceMappings")
+        if isinstance(bdm, list) and len(bdm) > 1 and isinstance(bdm[1], dict) and "VolumeSize" in (bdm[1].get("Ebs") or {}):
+            found.append(f"LaunchSpecifications[{i}].BlockDeviceMappings[1].Ebs.VolumeSize")
+    if found:
+        return warn(f"run.py overwrites {', '.join(found[:4])}: edit config.py instead",
+                    "remove them from the fleet file; set CLUSTER_MACHINES, MACHINE_PRICE, MACHINE_TYPE, EBS_VOL_SIZE")
+    return ok("none")
+
+
+@check("F09", "fleet.allocation-strategy", "The allocation strategy spreads spot risk", Severity.LOW, needs=(FLEET,))
+def allocation(ctx: Context) -> Finding:
+    assert ctx.fleet is not None
+    strategy = ctx.fleet.doc.get("AllocationStrategy", "lowestPrice")
+    if strategy == "lowestPrice":
+        return warn("AllocationStrategy lowestPrice puts every worker in the cheapest pool, the first to be reclaimed",
+                    "set \"AllocationStrategy\": \"priceCapacityOptimized\" (or capacityOptimized)")
+    return ok(str(strategy))

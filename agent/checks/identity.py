@@ -1,0 +1,132 @@
+"""I: are the credentials valid, whose are they, and do they belong to one account."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+from agent import iamsim
+from agent.checks._common import CREDS, error_code
+from agent.context import Context
+from agent.model import Finding, Severity, Skip, fail, ok, warn
+from agent.registry import check
+
+HINTS = {
+    "InvalidClientTokenId": "the access key id is unknown to AWS: rotate the keys and run aws configure",
+    "SignatureDoesNotMatch": "the secret key does not match the access key id: re-enter it with aws configure",
+    "ExpiredToken": "the session token expired: run aws sso login, or assume the role again",
+    "ExpiredTokenException": "the session token expired: run aws sso login, or assume the role again",
+    "UnrecognizedClientException": "the keys are not recognised: rotate them and run aws configure",
+    "RequestExpired": "the request was signed with a wrong clock: synchronise the clock (timedatectl)",
+}
+ARN_ACCOUNT = re.compile(r"^arn:[a-z-]+:iam::(\d{12}):")
+
+
+@check("I01", "identity.credentials", "AWS credentials are valid", Severity.BLOCKER,
+       actions=("sts:GetCallerIdentity",))
+def credentials(ctx: Context) -> Finding:
+    try:
+        ident = ctx.identity()
+    except Exception as e:
+        name = type(e).__name__
+        code = error_code(e)
+        if name == "NoCredentialsError":
+            return fail("no AWS credentials found (env, ~/.aws or instance role)", "aws configure")
+        if name == "ProfileNotFound":
+            return fail(str(e), "aws configure --profile <name>, or unset AWS_PROFILE")
+        if name in ("PartialCredentialsError", "InvalidConfigError", "CredentialRetrievalError",
+                    "SSOTokenLoadError", "UnauthorizedSSOTokenError", "TokenRetrievalError"):
+            return fail(f"{name}: {str(e).splitlines()[0]}", "aws configure, or aws sso login for SSO profiles")
+        if code in HINTS:
+            return fail(f"AWS rejected the credentials ({code})", HINTS[code])
+        raise
+    return ok(f"{ident['Arn']} (account {ident['Account']})")
+
+
+@check("I02", "identity.clock-skew", "The local clock agrees with AWS", Severity.HIGH, needs=(CREDS,),
+       actions=("sts:GetCallerIdentity",))
+def clock_skew(ctx: Context) -> Finding:
+    header = ctx.identity().get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+    if not header:
+        raise Skip("AWS sent no Date header")
+    skew = abs((datetime.now(UTC) - parsedate_to_datetime(header)).total_seconds())
+    fix = "sudo systemctl enable --now systemd-timesyncd   (Amazon Linux: chronyd)"
+    if skew >= 15 * 60:
+        return fail(f"the clock is {skew / 60:.0f} min off AWS; SigV4 requests are rejected", fix)
+    if skew > 5 * 60:
+        return warn(f"the clock is {skew / 60:.0f} min off AWS", fix)
+    return ok(f"{skew:.0f} s off AWS")
+
+
+@check("I03", "identity.credential-lifetime", "Credentials last through a long monitor run", Severity.MEDIUM,
+       needs=(CREDS,))
+def credential_lifetime(ctx: Context) -> Finding:
+    creds = ctx.operator_session().get_credentials()
+    expiry = getattr(creds, "_expiry_time", None)
+    if expiry is None:
+        return ok("long-term credentials")
+    left = (expiry - datetime.now(UTC)).total_seconds() / 3600
+    if left < 12:
+        return warn(f"these credentials expire in {left:.1f} h; 'run.py monitor' runs for hours and workers "
+                    "cannot refresh copied keys", "use a role_arn profile for DCP (see aws.credential-layout)")
+    return ok(f"{left:.0f} h left")
+
+
+@check("I04", "identity.type", "Not the account's root user", Severity.MEDIUM, needs=(CREDS,))
+def identity_type(ctx: Context) -> Finding:
+    arn = str(ctx.identity()["Arn"])
+    if arn.endswith(":root"):
+        return warn("these are the account root user's keys", "create an IAM user or role for DCP and delete "
+                    "the root access keys (IAM console → Security credentials)")
+    return ok(arn.split(":", 5)[-1])
+
+
+@check("I05", "identity.single-account", "Profile, fleet file and buckets are in one account", Severity.BLOCKER,
+       needs=(CREDS,), actions=("sts:GetCallerIdentity",))
+def single_account(ctx: Context) -> Finding:
+    me = ctx.account
+    seen: list[tuple[str, str]] = []
+    try:
+        other = ctx.identity("config")["Account"]
+        seen.append(("config.AWS_PROFILE", str(other)))
+    except Exception:  # noqa: S110 - reported by aws.profile-match
+        pass
+    if ctx.fleet and not ctx.fleet.error:
+        role = ctx.fleet.doc.get("IamFleetRole")
+        for label, arn in [("the fleet's IamFleetRole", role)] + [
+                ("the fleet's IamInstanceProfile", (s.get("IamInstanceProfile") or {}).get("Arn"))
+                for s in ctx.fleet.specs if isinstance(s.get("IamInstanceProfile"), dict)]:
+            m = ARN_ACCOUNT.match(arn) if isinstance(arn, str) else None
+            if m:
+                seen.append((label, m.group(1)))
+    for label, acct in seen:
+        if acct != me:
+            return fail(f"{label} is in account {acct}, but your credentials are for {me}",
+                        f"use ARNs and a profile from account {me} (or switch credentials)")
+    return ok(f"everything points at {me}")
+
+
+OPERATOR_ACTIONS = [
+    "sqs:CreateQueue", "sqs:SendMessage", "sqs:GetQueueAttributes", "ecs:CreateCluster",
+    "ecs:RegisterTaskDefinition", "ecs:CreateService", "ecs:UpdateService", "ec2:RequestSpotFleet",
+    "ec2:RunInstances", "ec2:CreateTags", "ec2:CancelSpotFleetRequests", "ec2:DescribeSpotFleetInstances",
+    "logs:CreateLogGroup", "logs:PutRetentionPolicy", "logs:CreateExportTask", "cloudwatch:PutMetricAlarm",
+    "cloudwatch:DeleteAlarms", "cloudwatch:PutDashboard", "sns:CreateTopic",
+]
+
+
+@check("I06", "identity.permissions", "The operator may do what run.py does (approximation)", Severity.HIGH,
+       needs=(CREDS,), actions=("iam:SimulatePrincipalPolicy", "iam:GetUser", "iam:ListAttachedUserPolicies"))
+def permissions(ctx: Context) -> Finding:
+    arn = iamsim.principal_arn(ctx)
+    if arn is None:
+        raise Skip("the identity is neither an IAM user nor a role; nothing to simulate")
+    verdict = iamsim.simulate(ctx, arn, [(a, "*") for a in OPERATOR_ACTIONS])
+    denied = [a for (a, _), allowed in verdict.items() if not allowed]
+    if denied:
+        return warn(f"{arn.split(':', 5)[-1]} may not: {', '.join(denied[:6])}"
+                    + (f" and {len(denied) - 6} more" if len(denied) > 6 else "")
+                    + " (simulation: resource policies and SCPs not seen)",
+                    "attach a policy with these actions (see the DCP docs' external_buckets.md)")
+    return ok(f"{len(OPERATOR_ACTIONS)} run.py actions allowed (simulated)")

@@ -1,0 +1,213 @@
+"""L: the control node's own tools (no AWS calls)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import stat
+from pathlib import Path
+
+from agent.checks._common import CONFIG, cfg, run_cmd
+from agent.context import Context
+from agent.model import Finding, Severity, Skip, fail, ok, warn
+from agent.registry import check
+
+CANONICAL_REMOTE = re.compile(r"github\.com[:/](DistributedScience|CellProfiler)/Distributed-CellProfiler(\.git)?/?$")
+DCP_FILES = ("run.py", "config.py", "setup_AWS.py", "lambda_function.py", "run_batch_general.py",
+             "files/requirements.txt")
+PKG = "sudo apt-get install -y {deb}   (Amazon Linux: sudo dnf install -y {rpm})"
+
+
+def _python_version(ctx: Context) -> tuple[int, ...] | None:
+    def probe() -> tuple[int, ...] | None:
+        rc, out = run_cmd([ctx.settings.dcp_python, "-c", "import sys;print('%d.%d.%d' % sys.version_info[:3])"])
+        if rc != 0 or not re.fullmatch(r"\d+\.\d+\.\d+", out):
+            return None
+        return tuple(int(x) for x in out.split("."))
+
+    return ctx.memo("python-version", probe)
+
+
+@check("L01", "local.python", "Python for DCP is 3.10 or newer", Severity.HIGH)
+def python_version(ctx: Context) -> Finding:
+    v = _python_version(ctx)
+    py = ctx.settings.dcp_python
+    if v is None:
+        return fail(f"no working Python at {py}",
+                    "install Python 3.11+ (Debian/Ubuntu: sudo apt-get install -y python3 python3-venv; "
+                    "Amazon Linux 2023: sudo dnf install -y python3.11), or set 'python' in the settings")
+    text = ".".join(map(str, v))
+    if v < (3, 8):
+        return fail(f"{py} is Python {text}; DCP needs 3.8 or newer", "install Python 3.11+")
+    if v < (3, 10):
+        return warn(f"{py} is Python {text}; boto3 no longer supports it, so pip resolves an old boto3",
+                    "install Python 3.11+ beside it (AL2023: sudo dnf install -y python3.12 python3.12-pip) "
+                    "and point the DCP venv at it; do not repoint /usr/bin/python3")
+    return ok(f"{py} is Python {text}")
+
+
+@check("L02", "local.pip", "pip is available for that Python", Severity.HIGH, needs=("local.python",))
+def pip_available(ctx: Context) -> Finding:
+    rc, out = run_cmd([ctx.settings.dcp_python, "-m", "pip", "--version"], timeout=10)
+    if rc != 0:
+        return fail(f"{ctx.settings.dcp_python} has no pip",
+                    "sudo apt-get install -y python3-pip python3-venv (AL2023: sudo dnf install -y python3.11-pip)")
+    return ok(out.split(" from ")[0])
+
+
+@check("L03", "local.dcp-requirements", "DCP's requirements import", Severity.BLOCKER, needs=("local.python",))
+def requirements(ctx: Context) -> Finding:
+    rc, out = run_cmd([ctx.settings.dcp_python, "-c",
+                       "import boto3, botocore; print(boto3.__version__, botocore.__version__)"], timeout=10)
+    req = ctx.settings.dcp_clone / "files" / "requirements.txt"
+    fix = f"{ctx.settings.dcp_python} -m pip install -r {req}  (use a venv outside the clone)"
+    if rc != 0:
+        return fail(f"boto3 does not import in {ctx.settings.dcp_python}", fix)
+    boto3_v, botocore_v = ([*out.split(), "?", "?"])[:2]
+    rc, out = run_cmd([ctx.settings.dcp_python, "-m", "pip", "check"], timeout=15)
+    if rc not in (0, 127) and "No broken requirements" not in out:
+        first = out.splitlines()[0] if out else "pip check failed"
+        return warn(f"boto3 {boto3_v} imports, but pip reports conflicts: {first}",
+                    "install DCP's requirements into their own venv, apart from a pip-installed AWS CLI v1")
+    return ok(f"boto3 {boto3_v}, botocore {botocore_v}")
+
+
+@check("L04", "local.git", "git is installed", Severity.HIGH)
+def git_installed(ctx: Context) -> Finding:
+    rc, out = run_cmd(["git", "--version"])
+    if rc != 0:
+        return fail("git is not installed", PKG.format(deb="git", rpm="git"))
+    return ok(out)
+
+
+@check("L05", "local.dcp-clone", "Distributed-CellProfiler clone is present and writable", Severity.BLOCKER)
+def dcp_clone(ctx: Context) -> Finding:
+    p = ctx.settings.dcp_clone
+    clone_fix = (f"git clone https://github.com/DistributedScience/Distributed-CellProfiler.git {p} "
+                 "(or set 'dcp_clone' in the settings)")
+    if not p.is_dir():
+        return fail(f"no DCP clone at {p}", clone_fix)
+    missing = [f for f in DCP_FILES if not (p / f).exists()]
+    if missing:
+        return fail(f"{p} lacks {', '.join(missing)}: not a complete DCP checkout", clone_fix)
+    for d in (p, p / "files"):
+        if not os.access(d, os.W_OK):
+            return fail(f"{d} is not writable: run.py writes configtemp.config and files/*SpotFleetRequestId.json",
+                        f"sudo chown -R $USER {p}")
+    rc, out = run_cmd(["git", "-C", str(p), "config", "--get", "remote.origin.url"])
+    if rc != 0 or not out:
+        return warn(f"{p} is not a git clone with an origin, so it cannot be updated with git pull", clone_fix)
+    expected = ctx.settings.repo_url
+    if CANONICAL_REMOTE.search(out) or (expected and out == expected):
+        return ok(f"{p} (origin {out})")
+    return warn(f"{p} tracks {out}, not DistributedScience/Distributed-CellProfiler",
+                "fine for a fork or mirror; otherwise git remote set-url origin "
+                "https://github.com/DistributedScience/Distributed-CellProfiler.git")
+
+
+@check("L06", "local.aws-cli", "AWS CLI v2 is installed", Severity.MEDIUM)
+def aws_cli(ctx: Context) -> Finding:
+    rc, out = run_cmd(["aws", "--version"], timeout=10)
+    fix = ("install AWS CLI v2: Debian 12/13 sudo apt-get install -y awscli; elsewhere the official bundle "
+           "(https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html)")
+    if rc == 127:
+        return fail("the aws command is not installed (needed for aws configure and DCP's hygiene scripts)", fix)
+    m = re.search(r"aws-cli/(\d+)\.[\d.]+", out)
+    if not m:
+        return warn(f"'aws --version' answered oddly: {out[:80]}", fix)
+    if m.group(1) == "1":
+        return warn(f"{m.group(0)} is AWS CLI v1, in maintenance mode since 2026-07-15", fix)
+    return ok(m.group(0))
+
+
+@check("L07", "local.s3fs", "s3fs is installed (optional)", Severity.LOW)
+def s3fs(ctx: Context) -> Finding:
+    rc, out = run_cmd(["s3fs", "--version"])
+    if rc == 127:
+        return warn("s3fs is not installed (optional: mounts a bucket as a folder)", PKG.format(deb="s3fs", rpm="s3fs-fuse"))
+    return ok(out.splitlines()[0] if out else "s3fs")
+
+
+@check("L08", "local.gnu-parallel", "GNU parallel is installed (optional)", Severity.LOW)
+def gnu_parallel(ctx: Context) -> Finding:
+    rc, out = run_cmd(["parallel", "--version"])
+    if rc == 127:
+        return warn("parallel is not installed (optional: files/batches.sh needs it)",
+                    PKG.format(deb="parallel", rpm="parallel"))
+    if "GNU parallel" not in out:
+        return warn("the 'parallel' on PATH is not GNU parallel (moreutils'?); DCP's scripts use GNU ::: syntax",
+                    "sudo apt-get install -y parallel (it replaces moreutils' parallel)")
+    return ok(out.splitlines()[0])
+
+
+@check("L09", "local.tmux-or-screen", "tmux or screen is installed", Severity.MEDIUM)
+def tmux_or_screen(ctx: Context) -> Finding:
+    for tool in ("tmux", "screen"):
+        rc, _ = run_cmd(["sh", "-c", f"command -v {tool}"])
+        if rc == 0:
+            return ok(f"{tool} is available for long-running monitors")
+    return warn("neither tmux nor screen is installed: 'run.py monitor' must survive a dropped SSH session",
+                PKG.format(deb="tmux", rpm="tmux"))
+
+
+@check("L10", "local.ssh-key", "The SSH key named in config.py is present and private", Severity.MEDIUM,
+       needs=(CONFIG,))
+def ssh_key(ctx: Context) -> Finding:
+    name = cfg(ctx, "SSH_KEY_NAME")
+    if not isinstance(name, str) or not name or name == "your-key-file.pem":
+        raise Skip("SSH_KEY_NAME is not set (see config.placeholders)")
+    ssh_dir = Path.home() / ".ssh"
+    key = ssh_dir / name
+    if not key.exists():
+        return warn(f"{key} does not exist (only needed to SSH into workers)",
+                    f"copy the key pair's private key to {key} and chmod 600 {key}")
+    st = key.stat()
+    if not stat.S_ISREG(st.st_mode):
+        return fail(f"{key} is not a regular file", f"replace {key} with the private key file")
+    if st.st_mode & 0o077:
+        return fail(f"{key} is readable by others (mode {stat.S_IMODE(st.st_mode):o}); ssh refuses such keys",
+                    f"chmod 700 {ssh_dir} && chmod 600 {key}")
+    if st.st_uid != os.getuid():
+        return warn(f"{key} belongs to another user", f"sudo chown $USER {key}")
+    if ssh_dir.stat().st_mode & 0o022:
+        return warn(f"{ssh_dir} is writable by others", f"chmod 700 {ssh_dir}")
+    return ok(f"{key} (mode 600)")
+
+
+@check("L11", "local.clock", "The clock is synchronised", Severity.HIGH)
+def clock(ctx: Context) -> Finding:
+    rc, out = run_cmd(["timedatectl", "show", "-p", "NTPSynchronized", "--value"])
+    if rc == 127:
+        raise Skip("timedatectl is not available here; the skew against AWS is checked by identity.clock-skew")
+    if rc != 0:
+        raise Skip("timedatectl cannot read the clock state (no systemd?); see identity.clock-skew")
+    if out.strip() != "yes":
+        return warn("the clock is not NTP-synchronised; AWS rejects requests signed more than 15 min off",
+                    "sudo systemctl enable --now systemd-timesyncd   (Amazon Linux: chronyd)")
+    return ok("NTP-synchronised")
+
+
+@check("L12", "local.dcp-clone-size", "The DCP clone is small enough for setup_AWS.py's Lambda zip", Severity.MEDIUM,
+       needs=("local.dcp-clone",))
+def clone_size(ctx: Context) -> Finding:
+    p = ctx.settings.dcp_clone
+    total, flagged = 0, []
+    for root, dirs, files in os.walk(p):
+        rel = Path(root).relative_to(p)
+        for d in list(dirs):
+            if d in (".venv", "venv", ".aws") or (d == "env" and rel == Path(".")):
+                flagged.append(str(rel / d))
+        for f in files:
+            if f in ("credentials", ".env") or f.endswith(".pem"):
+                flagged.append(str(rel / f))
+            with contextlib.suppress(OSError):
+                total += (Path(root) / f).lstat().st_size
+    mb = total / 1e6
+    if flagged:
+        return warn(f"{p} holds {', '.join(sorted(flagged)[:3])}: setup_AWS.py zips the whole folder into "
+                    "the Lambda package", "move venvs, keys and credentials out of the clone")
+    if mb > 40:
+        return warn(f"{p} is {mb:.0f} MB; the Lambda upload limit is 50 MB zipped",
+                    "keep data and venvs outside the clone; run setup_AWS.py from a clean checkout")
+    return ok(f"{mb:.1f} MB")

@@ -1,0 +1,271 @@
+"""N: the fleet's subnets, security groups, internet path, instance types and key pair."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from typing import Any
+
+from agent.checks._common import AWS, CONFIG, FLEET, error_code
+from agent.context import Context
+from agent.model import Finding, Severity, Skip, fail, ok, warn
+from agent.registry import check
+
+NET = (*AWS, FLEET)
+
+
+@check("N01", "ec2.subnets", "The fleet's subnets exist in AWS_REGION", Severity.BLOCKER, needs=NET,
+       actions=("ec2:DescribeSubnets",))
+def subnets(ctx: Context) -> Finding:
+    assert ctx.fleet is not None
+    wanted = ctx.fleet.subnets()
+    if not wanted:
+        return fail("the fleet file names no subnet", "set NetworkInterfaces[0].SubnetId in each launch spec")
+    found = ctx.subnets()
+    missing = [s for s in wanted if s not in found]
+    if missing:
+        return fail(f"{', '.join(missing)} not found in {ctx.region} (\"One of the provided subnets was not valid\")",
+                    f"aws ec2 describe-subnets --region {ctx.region} lists yours; put one in the fleet file")
+    return ok(", ".join(f"{s} ({found[s]['AvailabilityZone']})" for s in wanted))
+
+
+@check("N02", "ec2.security-groups", "The security groups exist in the subnets' VPC", Severity.BLOCKER,
+       needs=("ec2.subnets",), actions=("ec2:DescribeSecurityGroups",))
+def security_groups(ctx: Context) -> Finding:
+    assert ctx.fleet is not None
+    wanted = ctx.fleet.security_groups()
+    if not wanted:
+        return fail("the fleet file names no security group", "set NetworkInterfaces[0].Groups")
+    found = ctx.security_groups()
+    missing = [g for g in wanted if g not in found]
+    if missing:
+        return fail(f"{', '.join(missing)} not found in {ctx.region}", "put the id of your worker security group "
+                    "(aws ec2 describe-security-groups) in the fleet file")
+    vpcs = {s["VpcId"] for s in ctx.subnets().values()}
+    other = [g for g in wanted if found[g].get("VpcId") not in vpcs]
+    if other:
+        return fail(f"{', '.join(other)} is not in the subnets' VPC {', '.join(sorted(vpcs))}",
+                    "use a security group from the same VPC as the subnets")
+    return ok(", ".join(wanted))
+
+
+def _allows(perms: list[dict[str, Any]], port: int, cidr_ok: Any) -> bool:
+    for p in perms:
+        proto = p.get("IpProtocol")
+        if proto not in ("-1", "tcp", "6"):
+            continue
+        if proto != "-1" and not (p.get("FromPort", 0) <= port <= p.get("ToPort", 65535)):
+            continue
+        ranges = [r.get("CidrIp") for r in p.get("IpRanges", [])] + [r.get("CidrIpv6") for r in p.get("Ipv6Ranges", [])]
+        if any(isinstance(c, str) and cidr_ok(c) for c in ranges) or (p.get("PrefixListIds") and cidr_ok(None)):
+            return True
+    return False
+
+
+@check("N03", "ec2.sg-egress-https", "Workers may reach HTTPS (ECS, S3, SQS, Docker Hub)", Severity.BLOCKER,
+       needs=("ec2.security-groups",), actions=("ec2:DescribeSecurityGroups",))
+def sg_egress(ctx: Context) -> Finding:
+    groups = ctx.security_groups()
+    perms = [p for g in groups.values() for p in g.get("IpPermissionsEgress", [])]
+    if not _allows(perms, 443, lambda c: c is None or c in ("0.0.0.0/0", "::/0")):
+        return fail(f"{', '.join(groups)} allow no outbound HTTPS to the internet: the ECS agent cannot register",
+                    f"aws ec2 authorize-security-group-egress --group-id {next(iter(groups))} --protocol tcp "
+                    "--port 443 --cidr 0.0.0.0/0")
+    return ok("outbound 443 allowed")
+
+
+def _client_ip() -> str | None:
+    conn = os.environ.get("SSH_CONNECTION", "").split()
+    return conn[0] if conn else None
+
+
+@check("N04", "ec2.sg-ssh-ingress", "SSH to workers is open from your address", Severity.LOW,
+       needs=("ec2.security-groups",), actions=("ec2:DescribeSecurityGroups",))
+def sg_ssh(ctx: Context) -> Finding:
+    groups = ctx.security_groups()
+    perms = [p for g in groups.values() for p in g.get("IpPermissions", [])]
+    ip = _client_ip()
+
+    def covers(cidr: str | None) -> bool:
+        if cidr is None or ip is None:
+            return cidr is not None
+        try:
+            return ipaddress.ip_address(ip) in ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            return False
+
+    if not _allows(perms, 22, covers):
+        who = f"from {ip}" if ip else "from anywhere"
+        return warn(f"no inbound SSH {who} (only needed to log into workers)",
+                    f"aws ec2 authorize-security-group-ingress --group-id {next(iter(groups))} --protocol tcp "
+                    f"--port 22 --cidr {ip or '<your-ip>'}/32")
+    return ok(f"SSH allowed from {ip}" if ip else "SSH allowed")
+
+
+def _route_table(ctx: Context, subnet: dict[str, Any]) -> dict[str, Any] | None:
+    ec2 = ctx.client("ec2")
+    tables = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": [subnet["SubnetId"]]}])
+    if tables["RouteTables"]:
+        return dict(tables["RouteTables"][0])
+    main = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [subnet["VpcId"]]},
+                                              {"Name": "association.main", "Values": ["true"]}])
+    return dict(main["RouteTables"][0]) if main["RouteTables"] else None
+
+
+@check("N05", "ec2.worker-internet-path", "Workers can reach the internet (public IP + IGW, or NAT)",
+       Severity.BLOCKER, needs=("ec2.subnets", CONFIG),
+       actions=("ec2:DescribeRouteTables", "ec2:DescribeNatGateways"))
+def internet_path(ctx: Context) -> Finding:
+    assert ctx.fleet is not None
+    found = ctx.subnets()
+    assign_ip = ctx.config.get("ASSIGN_IP")
+    via_nat = []
+    for spec in ctx.fleet.specs:
+        nics = spec.get("NetworkInterfaces") if isinstance(spec.get("NetworkInterfaces"), list) else [{}]
+        nic = nics[0] if nics and isinstance(nics[0], dict) else {}
+        sid = str(nic.get("SubnetId") or spec.get("SubnetId") or "").split(",")[0].strip()
+        if sid not in found:
+            continue
+        subnet = found[sid]
+        if assign_ip == "False":
+            public = False
+        elif "AssociatePublicIpAddress" in nic:
+            public = bool(nic["AssociatePublicIpAddress"])
+        else:
+            public = bool(subnet.get("MapPublicIpOnLaunch"))
+        table = _route_table(ctx, subnet)
+        routes = [r for r in (table or {}).get("Routes", []) if r.get("DestinationCidrBlock") == "0.0.0.0/0"
+                  and r.get("State", "active") == "active"]
+        igw = any(str(r.get("GatewayId", "")).startswith("igw-") for r in routes)
+        nat_ids = [r["NatGatewayId"] for r in routes if r.get("NatGatewayId")]
+        other = any(r.get("TransitGatewayId") or r.get("InstanceId") or r.get("NetworkInterfaceId") for r in routes)
+        if public:
+            if not igw:
+                return fail(f"{sid} has no 0.0.0.0/0 route to an internet gateway: workers never join ECS",
+                            "add a 0.0.0.0/0 → igw-… route to the subnet's route table")
+            continue
+        nat_ok = False
+        if nat_ids:
+            nats = ctx.client("ec2").describe_nat_gateways(NatGatewayIds=nat_ids)["NatGateways"]
+            nat_ok = any(n.get("State") == "available" for n in nats)
+        if not (nat_ok or other):
+            why = ("ASSIGN_IP is 'False'" if assign_ip == "False" else
+                   "the fleet file sets AssociatePublicIpAddress: false (as DCP's example does)"
+                   if nic.get("AssociatePublicIpAddress") is False else "the subnet gives no public IP")
+            return fail(f"workers in {sid} get no public IP ({why}) and the subnet has no NAT route: they stay "
+                        "'nameless' and never take jobs", "set \"AssociatePublicIpAddress\": true in the fleet "
+                        "file's NetworkInterfaces, or route the subnet through a NAT gateway")
+        via_nat.append(sid)
+    if via_nat:
+        return warn(f"{', '.join(via_nat)} reach the internet through NAT: all workers share one IP, and Docker "
+                    "Hub allows 10 anonymous pulls an hour per IP", "use public IPs, or an ECR pull-through cache")
+    return ok("public IPs with an internet gateway route")
+
+
+@check("N06", "ec2.vpc-dns", "The VPC resolves DNS", Severity.HIGH, needs=("ec2.subnets",),
+       actions=("ec2:DescribeVpcAttribute",))
+def vpc_dns(ctx: Context) -> Finding:
+    for vpc in sorted({s["VpcId"] for s in ctx.subnets().values()}):
+        attr = ctx.client("ec2").describe_vpc_attribute(VpcId=vpc, Attribute="enableDnsSupport")
+        if not attr["EnableDnsSupport"]["Value"]:
+            return fail(f"{vpc} has DNS resolution turned off: workers cannot resolve AWS endpoints",
+                        f"aws ec2 modify-vpc-attribute --vpc-id {vpc} --enable-dns-support '{{\"Value\":true}}'")
+    return ok("enableDnsSupport on")
+
+
+@check("N07", "ec2.subnet-free-ips", "The subnets have addresses for every machine", Severity.HIGH,
+       needs=("ec2.subnets", CONFIG), actions=("ec2:DescribeSubnets",))
+def free_ips(ctx: Context) -> Finding:
+    machines = ctx.config.get("CLUSTER_MACHINES")
+    if not isinstance(machines, int):
+        raise Skip("CLUSTER_MACHINES is not a number")
+    free = sum(int(s.get("AvailableIpAddressCount", 0)) for s in ctx.subnets().values())
+    if free < machines:
+        return fail(f"the subnets have {free} free addresses for {machines} machines", "add subnets (one launch "
+                    "spec each) or free addresses")
+    if free < 1.2 * machines:
+        return warn(f"only {free} free addresses for {machines} machines", "add another subnet for headroom")
+    return ok(f"{free} free addresses")
+
+
+@check("N08", "ec2.instance-types", "MACHINE_TYPE is offered, spot-capable and x86_64 in the subnets' zones",
+       Severity.BLOCKER, needs=("ec2.subnets", CONFIG),
+       actions=("ec2:DescribeInstanceTypes", "ec2:DescribeInstanceTypeOfferings"))
+def instance_types(ctx: Context) -> Finding:
+    types = ctx.machine_types()
+    if not types:
+        raise Skip("MACHINE_TYPE is not a list of names (see config.types)")
+    info = ctx.instance_types(types)
+    unknown = [t for t in types if t not in info]
+    if unknown:
+        return fail(f"{', '.join(unknown)} is not an EC2 instance type", "fix MACHINE_TYPE in config.py")
+    for t, i in info.items():
+        if "spot" not in i.get("SupportedUsageClasses", []):
+            return fail(f"{t} cannot run as spot", "choose a type that supports spot")
+        if "x86_64" not in i.get("ProcessorInfo", {}).get("SupportedArchitectures", []):
+            return fail(f"{t} is not x86_64; the DCP image is built for linux/amd64", "choose an x86_64 type "
+                        "(m5, c5, r5, …)")
+    zones = sorted({s["AvailabilityZone"] for s in ctx.subnets().values()})
+    offers = ctx.client("ec2").describe_instance_type_offerings(
+        LocationType="availability-zone", Filters=[{"Name": "location", "Values": zones},
+                                                   {"Name": "instance-type", "Values": types}])["InstanceTypeOfferings"]
+    offered = {(o["InstanceType"], o["Location"]) for o in offers}
+    gaps = [f"{t} in {z}" for t in types for z in zones if (t, z) not in offered]
+    if gaps:
+        return fail(f"not offered: {', '.join(gaps)}", "use subnets in zones that offer the type, or another type")
+    return ok(f"{', '.join(types)} in {', '.join(zones)}")
+
+
+@check("N09", "ec2.key-pair", "The fleet's key pair exists in AWS_REGION", Severity.HIGH, needs=NET,
+       actions=("ec2:DescribeKeyPairs",))
+def key_pair(ctx: Context) -> Finding:
+    assert ctx.fleet is not None
+    names = sorted({s["KeyName"] for s in ctx.fleet.specs if isinstance(s.get("KeyName"), str)})
+    if not names:
+        return warn("the fleet file names no KeyName: you cannot SSH into workers", "add \"KeyName\" to each launch spec")
+    for name in names:
+        try:
+            ctx.client("ec2").describe_key_pairs(KeyNames=[name])
+        except Exception as e:
+            if error_code(e) == "InvalidKeyPair.NotFound":
+                return fail(f"key pair {name!r} does not exist in {ctx.region}",
+                            f"aws ec2 import-key-pair --key-name {name} --public-key-material fileb://~/.ssh/{name}.pub "
+                            f"--region {ctx.region}")
+            raise
+    ssh_key = ctx.config.get("SSH_KEY_NAME")
+    if isinstance(ssh_key, str) and ssh_key.removesuffix(".pem") not in names:
+        return warn(f"the fleet uses key {', '.join(names)} but SSH_KEY_NAME is {ssh_key!r}",
+                    f"set KeyName to {ssh_key.removesuffix('.pem')!r} in the fleet file, or SSH_KEY_NAME to "
+                    f"'{names[0]}.pem'")
+    return ok(", ".join(names))
+
+
+@check("N10", "ec2.dry-run-launch", "A DryRun launch of one worker succeeds (opt-in)", Severity.HIGH,
+       needs=("ec2.subnets", CONFIG), actions=("ec2:RunInstances", "iam:PassRole"), opt_in=True)
+def dry_run(ctx: Context) -> Finding:
+    assert ctx.fleet is not None
+    spec = ctx.fleet.specs[0]
+    types = ctx.machine_types() or ["m5.xlarge"]
+    bdms = [dict(m) for m in spec.get("BlockDeviceMappings", [])]
+    if len(bdms) > 1 and isinstance(ctx.config.get("EBS_VOL_SIZE"), int):
+        bdms[1] = dict(bdms[1], Ebs=dict(bdms[1].get("Ebs", {}), VolumeSize=ctx.config.get("EBS_VOL_SIZE")))
+    kwargs: dict[str, Any] = {
+        "DryRun": True, "ImageId": spec.get("ImageId"), "InstanceType": types[0], "MinCount": 1, "MaxCount": 1,
+        "IamInstanceProfile": {"Arn": (spec.get("IamInstanceProfile") or {}).get("Arn")},
+        "BlockDeviceMappings": bdms, "InstanceMarketOptions": {"MarketType": "spot"}}
+    if spec.get("KeyName"):
+        kwargs["KeyName"] = spec["KeyName"]
+    if spec.get("NetworkInterfaces"):
+        kwargs["NetworkInterfaces"] = spec["NetworkInterfaces"]
+    try:
+        ctx.client("ec2").run_instances(**kwargs)
+    except Exception as e:
+        code = error_code(e)
+        if code == "DryRunOperation":
+            return ok("EC2 accepted the launch (DryRun)")
+        if code:
+            msg = getattr(e, "response", {}).get("Error", {}).get("Message", "")
+            return fail(f"EC2 refused the launch: {code}: {msg}"[:300], "fix what the message names in the fleet "
+                        "file or config.py")
+        raise
+    return warn("EC2 launched without DryRunOperation?", "check the endpoint")

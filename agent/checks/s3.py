@@ -1,0 +1,303 @@
+"""S: the buckets config.py names: valid, reachable, owned, in the right region, accepting log exports."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from typing import Any
+
+from agent import iamsim
+from agent.checks._common import AWS, CONFIG, error_code
+from agent.checks.awsconfig import _layout
+from agent.context import Context
+from agent.model import Finding, Severity, Skip, fail, ok, warn
+from agent.registry import check
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+PLACEHOLDERS = {"your-bucket-name", "bucket-name"}
+ROLES = ("AWS_BUCKET", "SOURCE_BUCKET", "WORKSPACE_BUCKET", "DESTINATION_BUCKET")
+
+
+def _valid_buckets(ctx: Context) -> dict[str, str]:
+    return {r: b for r, b in ctx.buckets().items() if NAME_RE.match(b) and b not in PLACEHOLDERS}
+
+
+@check("S01", "s3.bucket-names", "Bucket names are set and valid", Severity.BLOCKER, needs=(CONFIG,))
+def bucket_names(ctx: Context) -> Finding:
+    for role in ROLES:
+        value = ctx.config.get(role)
+        if not isinstance(value, str) or not value:
+            return fail(f"{role} is not set", f"set {role} = '<your bucket>' in config.py")
+        if value in PLACEHOLDERS:
+            return fail(f"{role} is still the placeholder {value!r}", f"set {role} to your bucket in config.py")
+        if not NAME_RE.match(value) or ".." in value:
+            return fail(f"{role} {value!r} is not a valid S3 bucket name (3–63 of a-z 0-9 . -)",
+                        f"fix {role} in config.py")
+    return ok(", ".join(sorted(set(ctx.buckets().values()))))
+
+
+def _head(ctx: Context, bucket: str) -> tuple[int, dict[str, str]]:
+    def call() -> tuple[int, dict[str, str]]:
+        try:
+            resp = ctx.client("s3").head_bucket(Bucket=bucket)
+            return 200, dict(resp["ResponseMetadata"].get("HTTPHeaders", {}))
+        except Exception as e:
+            status = getattr(e, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if status in (301, 400, 403, 404):
+                return int(status), dict(getattr(e, "response", {}).get("ResponseMetadata", {}).get("HTTPHeaders", {}))
+            raise
+
+    return ctx.memo(f"head:{bucket}", call)
+
+
+def _public_read(ctx: Context, bucket: str) -> bool:
+    try:
+        ctx.client("s3", unsigned=True).list_objects_v2(Bucket=bucket, MaxKeys=1)
+        return True
+    except Exception:
+        return False
+
+
+@check("S02", "s3.buckets-reachable", "The buckets exist and these credentials reach them", Severity.BLOCKER,
+       needs=(*AWS, "s3.bucket-names"), actions=("s3:ListBucket",))
+def buckets_reachable(ctx: Context) -> Finding:
+    notes = []
+    for role, bucket in _valid_buckets(ctx).items():
+        status, _ = _head(ctx, bucket)
+        if status == 404:
+            return fail(f"{role} {bucket!r} does not exist", f"aws s3 mb s3://{bucket} --region {ctx.region}, "
+                        f"or fix {role} in config.py")
+        if status == 403:
+            if role == "AWS_BUCKET":
+                return fail(f"AWS_BUCKET {bucket!r} exists but these credentials may not use it",
+                            "grant s3:ListBucket/GetObject/PutObject on it, or use a bucket of your own")
+            if role in ("SOURCE_BUCKET", "WORKSPACE_BUCKET") and _public_read(ctx, bucket):
+                notes.append(f"{bucket} is readable only anonymously (public)")
+                continue
+            return fail(f"{role} {bucket!r} refuses these credentials (403)",
+                        "ask the bucket's owner to allow your identity in the bucket policy")
+    if notes:
+        return warn("; ".join(notes), "set DOWNLOAD_FILES = 'True' (s3fs may not mount public buckets)")
+    return ok("all reachable")
+
+
+def _owned_names(ctx: Context) -> set[str] | None:
+    def call() -> set[str] | None:
+        try:
+            return {b["Name"] for b in ctx.client("s3").list_buckets().get("Buckets", [])}
+        except Exception as e:
+            if error_code(e) in ("AccessDenied", "403"):
+                return None
+            raise
+
+    return ctx.memo("owned-buckets", call)
+
+
+def foreign(ctx: Context, bucket: str) -> bool:
+    """True when the bucket answers but belongs to another account."""
+    def call() -> bool:
+        try:
+            ctx.client("s3").head_bucket(Bucket=bucket, ExpectedBucketOwner=ctx.account)
+        except Exception as e:
+            status = getattr(e, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if status == 403:
+                return True
+        owned = _owned_names(ctx)
+        return owned is not None and bucket not in owned
+
+    return ctx.memo(f"foreign:{bucket}", call)
+
+
+@check("S03", "s3.bucket-ownership", "The buckets belong to this account", Severity.MEDIUM,
+       needs=("s3.buckets-reachable",), actions=("s3:ListBucket", "s3:ListAllMyBuckets"))
+def ownership(ctx: Context) -> Finding:
+    buckets = _valid_buckets(ctx)
+    notes = []
+    if "AWS_BUCKET" in buckets and foreign(ctx, buckets["AWS_BUCKET"]):
+        notes.append(f"AWS_BUCKET {buckets['AWS_BUCKET']} belongs to another account: log export and "
+                     "ecsconfigs need cross-account bucket policies")
+    dest = buckets.get("DESTINATION_BUCKET")
+    flags = ctx.config.get("UPLOAD_FLAGS") or ""
+    if dest and foreign(ctx, dest) and "bucket-owner-full-control" not in str(flags):
+        notes.append(f"DESTINATION_BUCKET {dest} belongs to another account and UPLOAD_FLAGS lacks "
+                     "--acl bucket-owner-full-control")
+    if notes:
+        return warn("; ".join(notes), "use a bucket you own for AWS_BUCKET; set UPLOAD_FLAGS = "
+                    "'--acl bucket-owner-full-control' for a foreign destination")
+    return ok("owned by this account")
+
+
+def bucket_region(ctx: Context, bucket: str) -> str:
+    def call() -> str:
+        loc = ctx.client("s3").get_bucket_location(Bucket=bucket).get("LocationConstraint")
+        return {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(loc, loc)
+
+    return ctx.memo(f"region:{bucket}", call)
+
+
+@check("S04", "s3.bucket-region", "The buckets are in AWS_REGION", Severity.HIGH,
+       needs=("s3.buckets-reachable",), actions=("s3:GetBucketLocation",))
+def bucket_region_check(ctx: Context) -> Finding:
+    buckets = _valid_buckets(ctx)
+    region = ctx.region
+    logs = buckets.get("AWS_BUCKET")
+    if logs and bucket_region(ctx, logs) != region:
+        return fail(f"AWS_BUCKET {logs} is in {bucket_region(ctx, logs)}, not {region}: CloudWatch Logs cannot "
+                    "export to a bucket in another region", f"use a bucket in {region} for AWS_BUCKET")
+    away = sorted({f"{b} ({bucket_region(ctx, b)})" for r, b in buckets.items()
+                   if r != "AWS_BUCKET" and bucket_region(ctx, b) != region})
+    if away:
+        return warn(f"{', '.join(away)} outside {region}: cross-region transfer costs, and s3fs trouble",
+                    f"keep data buckets in {region}, or run DCP in their region")
+    return ok(region)
+
+
+def _statements(policy: dict[str, Any]) -> list[dict[str, Any]]:
+    st = policy.get("Statement", [])
+    return [s for s in (st if isinstance(st, list) else [st]) if isinstance(s, dict)]
+
+
+def _as_list(v: Any) -> list[Any]:
+    return v if isinstance(v, list) else [v]
+
+
+def _grants(st: dict[str, Any], principal: str, action: str, resource: str) -> bool:
+    p = st.get("Principal")
+    svc = p.get("Service") if isinstance(p, dict) else None
+    if p != "*" and principal not in _as_list(svc):
+        return False
+    if not any(fnmatch.fnmatchcase(action.lower(), str(a).lower()) for a in _as_list(st.get("Action", []))):
+        return False
+    return any(fnmatch.fnmatchcase(resource, str(r)) for r in _as_list(st.get("Resource", [])))
+
+
+@check("S05", "s3.log-export-policy", "AWS_BUCKET accepts CloudWatch log exports", Severity.MEDIUM,
+       needs=("s3.buckets-reachable",), actions=("s3:GetBucketPolicy",))
+def log_export_policy(ctx: Context) -> Finding:
+    bucket = _valid_buckets(ctx).get("AWS_BUCKET")
+    if not bucket:
+        raise Skip("AWS_BUCKET is not usable")
+    region = ctx.region
+    fix = (f"aws s3api put-bucket-policy --bucket {bucket} --policy file://dcp-logs-policy.json "
+           f"(the template in DCP's step_0_prep.md, with logs.{region}.amazonaws.com; merge with any existing "
+           "policy)")
+    try:
+        policy = json.loads(ctx.client("s3").get_bucket_policy(Bucket=bucket)["Policy"])
+    except Exception as e:
+        if error_code(e) == "NoSuchBucketPolicy":
+            return fail(f"{bucket} has no bucket policy: 'run.py monitor' fails exporting logs "
+                        "(GetBucketAcl call on the given bucket failed)", fix)
+        raise
+    principal = f"logs.{region}.amazonaws.com"
+    group = ctx.config.get("LOG_GROUP_NAME") or ctx.config.get("APP_NAME") or "*"
+    needs = [("s3:GetBucketAcl", f"arn:aws:s3:::{bucket}"),
+             ("s3:PutObject", f"arn:aws:s3:::{bucket}/exportedlogs/{group}/x"),
+             ("s3:PutObject", f"arn:aws:s3:::{bucket}/exportedlogs/{group}_perInstance/x")]
+    statements = _statements(policy)
+    for action, resource in needs:
+        allows = [s for s in statements if s.get("Effect") == "Allow" and _grants(s, principal, action, resource)]
+        denies = [s for s in statements if s.get("Effect") == "Deny" and _grants(s, principal, action, resource)]
+        if not allows or denies:
+            return fail(f"{bucket}'s policy does not let {principal} {action} on "
+                        f"{resource.replace('/x', '/…')}", fix)
+        for s in allows:
+            cond = s.get("Condition") or {}
+            acl = (cond.get("StringEquals") or {}).get("s3:x-amz-acl")
+            if acl and acl != "bucket-owner-full-control":
+                return fail(f"the s3:x-amz-acl condition is {acl!r}; log export sends bucket-owner-full-control", fix)
+            src = (cond.get("StringEquals") or {}).get("aws:SourceAccount")
+            if src and src != ctx.account:
+                return fail(f"the policy only admits exports from account {src}", fix)
+    return ok(f"{principal} may write to exportedlogs/")
+
+
+@check("S06", "s3.encryption", "Bucket encryption does not block workers or log export", Severity.LOW,
+       needs=("s3.buckets-reachable",), actions=("s3:GetEncryptionConfiguration",))
+def encryption(ctx: Context) -> Finding:
+    kms = []
+    for bucket in sorted(set(_valid_buckets(ctx).values())):
+        try:
+            rules = ctx.client("s3").get_bucket_encryption(Bucket=bucket)[
+                "ServerSideEncryptionConfiguration"]["Rules"]
+        except Exception as e:
+            if error_code(e) == "ServerSideEncryptionConfigurationNotFoundError":
+                continue
+            raise
+        for rule in rules:
+            default = rule.get("ApplyServerSideEncryptionByDefault", {})
+            key = default.get("KMSMasterKeyID", "")
+            if default.get("SSEAlgorithm", "").startswith("aws:kms") and key and "alias/aws/s3" not in key:
+                kms.append(bucket)
+    if kms:
+        return warn(f"{', '.join(kms)} use a customer KMS key", "allow logs.<region>.amazonaws.com and the "
+                    "workers' identity in the key policy (kms:GenerateDataKey, kms:Decrypt)")
+    return ok("SSE-S3 or none")
+
+
+@check("S07", "s3.dots-with-s3fs", "No dotted SOURCE_BUCKET mounted with s3fs", Severity.HIGH, needs=(CONFIG,))
+def dots_with_s3fs(ctx: Context) -> Finding:
+    src = ctx.config.get("SOURCE_BUCKET")
+    if ctx.config.get("DOWNLOAD_FILES") == "False" and isinstance(src, str) and "." in src:
+        return fail(f"SOURCE_BUCKET {src!r} has dots and DOWNLOAD_FILES is 'False': s3fs's TLS name check fails",
+                    "set DOWNLOAD_FILES = 'True' (and raise EBS_VOL_SIZE)")
+    return ok("no dotted bucket mounted")
+
+
+@check("S08", "s3.bucket-actions", "The operator and workers may use the buckets (approximation)",
+       Severity.BLOCKER, needs=("s3.buckets-reachable", "aws.credential-layout"),
+       actions=("iam:SimulatePrincipalPolicy",))
+def bucket_actions(ctx: Context) -> Finding:
+    arn = iamsim.principal_arn(ctx)
+    if arn is None:
+        raise Skip("the identity is neither an IAM user nor a role")
+    b = _valid_buckets(ctx)
+    pairs = []
+    if "AWS_BUCKET" in b:
+        pairs += [("s3:PutObject", f"arn:aws:s3:::{b['AWS_BUCKET']}/ecsconfigs/x"),
+                  ("s3:PutObject", f"arn:aws:s3:::{b['AWS_BUCKET']}/monitors/x")]
+    layout, _ = _layout(ctx)
+    if layout != "a":  # workers use the operator's own keys
+        for role in ("WORKSPACE_BUCKET", "SOURCE_BUCKET"):
+            if role in b and not foreign(ctx, b[role]):
+                pairs.append(("s3:GetObject", f"arn:aws:s3:::{b[role]}/x"))
+        for role in ("SOURCE_BUCKET", "DESTINATION_BUCKET"):
+            if role in b and not foreign(ctx, b[role]):
+                pairs.append(("s3:ListBucket", f"arn:aws:s3:::{b[role]}"))
+        if "DESTINATION_BUCKET" in b and not foreign(ctx, b["DESTINATION_BUCKET"]):
+            pairs.append(("s3:PutObject", f"arn:aws:s3:::{b['DESTINATION_BUCKET']}/x"))
+    verdict = iamsim.simulate(ctx, arn, list(dict.fromkeys(pairs)))
+    denied = [f"{a} on {r.replace('/x', '/*')}" for (a, r), allowed in verdict.items() if not allowed]
+    if denied:
+        return fail(f"denied (simulated): {'; '.join(denied[:4])}", "allow these S3 actions for your user or role")
+    return ok(f"{len(verdict)} bucket actions allowed (simulated)")
+
+
+@check("S09", "s3.job-objects", "The job file's pipeline, data file and input exist", Severity.MEDIUM,
+       needs=("s3.buckets-reachable",), actions=("s3:GetObject", "s3:ListBucket"))
+def job_objects(ctx: Context) -> Finding:
+    if ctx.job_path is None:
+        raise Skip("no job file given (--job)")
+    if ctx.job is None:
+        return fail(ctx.job_error or "the job file cannot be read", "fix the job file's JSON")
+    b = _valid_buckets(ctx)
+    s3 = ctx.client("s3")
+    missing = []
+    for key, role in (("pipeline", "WORKSPACE_BUCKET"), ("data_file", "WORKSPACE_BUCKET")):
+        obj = ctx.job.get(key)
+        if isinstance(obj, str) and role in b:
+            try:
+                s3.head_object(Bucket=b[role], Key=obj)
+            except Exception as e:
+                if getattr(e, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode") != 404:
+                    raise
+                missing.append(f"s3://{b[role]}/{obj}")
+    prefix = ctx.job.get("input")
+    if isinstance(prefix, str) and "SOURCE_BUCKET" in b and not s3.list_objects_v2(
+            Bucket=b["SOURCE_BUCKET"], Prefix=prefix, MaxKeys=1).get("KeyCount"):
+        missing.append(f"s3://{b['SOURCE_BUCKET']}/{prefix}")
+    if missing:
+        return warn(f"not found: {', '.join(missing)}", "upload them, or fix the paths in the job file")
+    return ok("pipeline, data file and input found")
+
+

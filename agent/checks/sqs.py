@@ -1,0 +1,137 @@
+"""Q: the queues DCP uses: names, the dead-letter queue, a leftover main queue, and their settings."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from agent.checks._common import AWS, CONFIG, error_code, is_true
+from agent.context import Context
+from agent.model import Finding, Severity, Skip, fail, ok, warn
+from agent.registry import check
+
+NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+FOURTEEN_DAYS = 1209600
+
+
+def dlq_name(ctx: Context) -> str | None:
+    value = ctx.config.get("SQS_DEAD_LETTER_QUEUE")
+    if not isinstance(value, str) or not value:
+        return None
+    return value.rsplit(":", 1)[-1] if value.startswith("arn:") else value  # run.py L29–30
+
+
+@check("Q01", "sqs.queue-names", "Queue names are valid", Severity.BLOCKER, needs=(CONFIG,))
+def queue_names(ctx: Context) -> Finding:
+    for label, name in (("SQS_QUEUE_NAME", ctx.config.get("SQS_QUEUE_NAME")), ("SQS_DEAD_LETTER_QUEUE", dlq_name(ctx))):
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            return fail(f"{label} {name!r} is not a valid queue name (1–80 of A-Z a-z 0-9 _ -)",
+                        f"fix {label} in config.py")
+    return ok(f"{ctx.config.get('SQS_QUEUE_NAME')}, {dlq_name(ctx)}")
+
+
+def _queue(ctx: Context, name: str) -> dict[str, Any] | None:
+    def call() -> dict[str, Any] | None:
+        sqs = ctx.client("sqs")
+        try:
+            url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        except Exception as e:
+            if error_code(e) in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
+                return None
+            raise
+        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        return {"url": url, **attrs}
+
+    return ctx.memo(f"queue:{name}", call)
+
+
+@check("Q02", "sqs.dead-letter-queue", "The dead-letter queue exists in AWS_REGION", Severity.MEDIUM,
+       needs=(*AWS, "sqs.queue-names"), actions=("sqs:GetQueueUrl", "sqs:GetQueueAttributes"))
+def dead_letter_queue(ctx: Context) -> Finding:
+    raw = ctx.config.get("SQS_DEAD_LETTER_QUEUE")
+    name = dlq_name(ctx)
+    assert name
+    if isinstance(raw, str) and raw.startswith("arn:"):
+        parts = raw.split(":")
+        if len(parts) >= 6 and (parts[3] != ctx.region or parts[4] != ctx.account):
+            return fail(f"SQS_DEAD_LETTER_QUEUE is an ARN in {parts[3]}/{parts[4]}, but run.py only uses its name "
+                        f"and would create a new queue in {ctx.region}/{ctx.account}",
+                        f"set SQS_DEAD_LETTER_QUEUE = '{name}' and create it in {ctx.region}")
+    if _queue(ctx, name) is None:
+        return warn(f"{name} does not exist in {ctx.region}; run.py setup creates it with a 4-day retention",
+                    f"aws sqs create-queue --queue-name {name} --attributes MessageRetentionPeriod={FOURTEEN_DAYS} "
+                    f"--region {ctx.region}")
+    return ok(f"{name} in {ctx.region}")
+
+
+@check("Q03", "sqs.dlq-attributes", "The dead-letter queue keeps messages as long as the job queue",
+       Severity.MEDIUM, needs=("sqs.dead-letter-queue",), actions=("sqs:GetQueueAttributes",))
+def dlq_attributes(ctx: Context) -> Finding:
+    name = dlq_name(ctx)
+    q = _queue(ctx, name) if name else None
+    if q is None:
+        raise Skip("the dead-letter queue does not exist yet")
+    if q.get("FifoQueue") == "true":
+        return fail(f"{name} is a FIFO queue; DCP's job queue is a standard queue and needs a standard DLQ",
+                    "create a standard queue and set SQS_DEAD_LETTER_QUEUE to it")
+    retention = int(q.get("MessageRetentionPeriod", FOURTEEN_DAYS))
+    if retention < FOURTEEN_DAYS:
+        return warn(f"{name} keeps messages {retention / 86400:.0f} days; failed jobs keep their first enqueue "
+                    "time, so they can expire before you look",
+                    f"aws sqs set-queue-attributes --queue-url {q['url']} --attributes "
+                    f"MessageRetentionPeriod={FOURTEEN_DAYS}")
+    return ok("standard queue, 14-day retention")
+
+
+@check("Q04", "sqs.main-queue", "No stale job queue from an earlier run", Severity.MEDIUM,
+       needs=(*AWS, "sqs.queue-names"), actions=("sqs:GetQueueUrl", "sqs:GetQueueAttributes"))
+def main_queue(ctx: Context) -> Finding:
+    name = ctx.config.get("SQS_QUEUE_NAME")
+    q = _queue(ctx, name)
+    if q is None:
+        return ok(f"{name} does not exist yet; run.py setup creates it")
+    notes = []
+    waiting = int(q.get("ApproximateNumberOfMessages", 0)) + int(q.get("ApproximateNumberOfMessagesNotVisible", 0))
+    if waiting:
+        notes.append(f"{waiting} leftover messages")
+    vis = ctx.config.get("SQS_MESSAGE_VISIBILITY")
+    if isinstance(vis, int) and str(vis) != q.get("VisibilityTimeout"):
+        notes.append(f"VisibilityTimeout {q.get('VisibilityTimeout')} ≠ SQS_MESSAGE_VISIBILITY {vis}")
+    retries = ctx.config.get("JOB_RETRIES")
+    try:
+        redrive = json.loads(q.get("RedrivePolicy") or "{}")
+    except json.JSONDecodeError:
+        redrive = {}
+    if redrive and isinstance(retries, int) and int(redrive.get("maxReceiveCount", 0)) != retries:
+        notes.append(f"maxReceiveCount {redrive.get('maxReceiveCount')} ≠ JOB_RETRIES {retries}")
+    if notes:
+        return warn(f"{name} already exists with {'; '.join(notes)}; run.py keeps it as it is",
+                    f"aws sqs purge-queue --queue-url {q['url']} (or delete it and let run.py setup recreate it)")
+    return ok(f"{name} exists, empty and matching config.py")
+
+
+@check("Q05", "sqs.ranges", "Visibility timeout and retries are in range", Severity.HIGH, needs=(CONFIG,))
+def ranges(ctx: Context) -> Finding:
+    vis, retries = ctx.config.get("SQS_MESSAGE_VISIBILITY"), ctx.config.get("JOB_RETRIES")
+    if not isinstance(vis, int) or isinstance(vis, bool) or not 0 <= vis <= 43200:
+        return fail(f"SQS_MESSAGE_VISIBILITY {vis!r} must be a whole number of seconds from 0 to 43200",
+                    "set it to about 1.5 × the time one job takes")
+    if not isinstance(retries, int) or isinstance(retries, bool) or not 1 <= retries <= 1000:
+        return fail(f"JOB_RETRIES {retries!r} must be a whole number from 1 to 1000", "set JOB_RETRIES = 3")
+    return ok(f"visibility {vis} s, {retries} retries")
+
+
+@check("Q06", "sqs.monitor-naming", "Queue name follows APP_NAME for the monitor and dashboard", Severity.HIGH,
+       needs=(CONFIG,))
+def monitor_naming(ctx: Context) -> Finding:
+    if not (is_true(ctx.config.get("AUTO_MONITOR")) or is_true(ctx.config.get("CREATE_DASHBOARD"))):
+        raise Skip("AUTO_MONITOR and CREATE_DASHBOARD are off")
+    app, queue = ctx.config.get("APP_NAME"), ctx.config.get("SQS_QUEUE_NAME")
+    if isinstance(app, str) and "Queue" in app:
+        return fail(f"APP_NAME {app!r} contains 'Queue'; the monitor Lambda splits the queue name on it",
+                    "rename APP_NAME without 'Queue'")
+    if queue != f"{app}Queue":
+        return fail(f"SQS_QUEUE_NAME is {queue!r}, but the alarms, dashboard and Lambda expect {app}Queue",
+                    "set SQS_QUEUE_NAME = APP_NAME + 'Queue'")
+    return ok(f"{queue}")

@@ -1,0 +1,114 @@
+"""What the login hook shows, and the background refresh behind it.
+
+The hook (``agent/data/dcp-agent.sh``, installed as /etc/profile.d/dcp-agent.sh) only ``cat``s the
+cached summary and, when it is older than the TTL, starts ``dcp-agent login --refresh`` detached under a
+hard timeout. Everything slow happens here, off the login path: one refresh per user at a time (an
+flock), the cache written atomically with mode 0600 in the user's own cache directory.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from agent.settings import SettingsError, cache_dir, load
+
+SUMMARY = "login.txt"
+FULL = "last.json"
+TTL_FILE = "ttl"
+LOCK = "refresh.lock"
+MAX_LINES = 3
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _short(text: str, width: int = 110) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def summarize(results: list[dict[str, object]], duration_ms: int) -> str:
+    """A few lines: the verdict, the most important problems with their fixes, where to look next."""
+    fails = [r for r in results if r["status"] in ("fail", "error")]
+    warns = [r for r in results if r["status"] == "warn" and r["severity"] in ("blocker", "high", "medium")]
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime())
+    if not fails and not warns:
+        passed = sum(1 for r in results if r["status"] == "pass")
+        return f"✓ ready for DCP ({passed} checks passed, {when})\n"
+    head = (f"✗ DCP is not ready: {len(fails)} problem{'s' * (len(fails) != 1)}" if fails
+            else "! ready for DCP, with")
+    if warns:
+        head += f"{',' if fails else ''} {len(warns)} warning{'s' * (len(warns) != 1)}"
+    lines = [f"{head} ({when})"]
+    for r in (fails + warns)[:MAX_LINES]:
+        mark = "✗" if r in fails else "!"
+        lines.append(_short(f"  {mark} {r['code']} {r['message']}"))
+        if r.get("fix"):
+            lines.append(_short(f"      fix: {r['fix']}"))
+    more = len(fails) + len(warns) - MAX_LINES
+    lines.append(f"  {'and ' + str(more) + ' more; ' if more > 0 else ''}details: dcp-agent check")
+    return "\n".join(lines) + "\n"
+
+
+def refresh() -> int:
+    """Run the checks and rewrite the cache; returns at once if another refresh holds the lock."""
+    from agent.context import Context
+    from agent.registry import all_checks
+    from agent.report import as_json
+    from agent.runner import run
+
+    directory = cache_dir()
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(directory / LOCK, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return 0  # another refresh is running for this user
+        try:
+            s = load()
+        except SettingsError as e:
+            _write_atomic(directory / SUMMARY, f"! dcp-agent: {e}\n")
+            return 1
+        ctx = Context(s)
+        checks = [c for c in all_checks() if not c.opt_in or c.id in s.enable or c.code in s.enable]
+        outcome = run(checks, ctx, budget=max(5.0, s.login_timeout - 10))
+        doc = json.loads(as_json(outcome))
+        _write_atomic(directory / FULL, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+        _write_atomic(directory / SUMMARY, summarize(doc["checks"], outcome.duration_ms))
+        _write_atomic(directory / TTL_FILE, f"{s.login_ttl}\n")
+    return 0
+
+
+def show() -> int:
+    """Print the cached summary (what the hook prints), with its age when stale."""
+    path = cache_dir() / SUMMARY
+    try:
+        text = path.read_text(encoding="utf-8")
+        age = time.time() - path.stat().st_mtime
+    except OSError:
+        print("dcp-agent: no result yet; run 'dcp-agent login --refresh' or 'dcp-agent check'")
+        return 0
+    sys.stdout.write(text)
+    try:
+        ttl = int((cache_dir() / TTL_FILE).read_text().strip())
+    except (OSError, ValueError):
+        ttl = 600
+    if age > ttl:
+        print(f"  (this result is {int(age // 60)} min old)")
+    return 0

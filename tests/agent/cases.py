@@ -1,0 +1,428 @@
+"""The catalogue's failure modes, one per case: start from the healthy account, break one thing, and
+name the check that must catch it. ``issue`` ties a case to a user report in the catalogue's section B.
+
+A few cases inject an answer into the run's memo (``inject``) because moto cannot produce that state
+(a root identity, a skewed AWS clock, a deprecated or AL1 AMI with its snapshot); they say so.
+"""
+
+# Cases chain a few calls in a lambda as a tuple: their None results are never used.
+# mypy: disable-error-code="func-returns-value"
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.agent.harness import set_path, tool_path
+from tests.rig.seed import DLQ, FLEET_ROLE, INSTANCE_ROLE, DcpAccount, log_export_policy, raw, trust_policy
+
+
+@dataclass
+class Env:
+    tmp: Path
+    monkeypatch: pytest.MonkeyPatch
+    quotas: Any = None
+
+    def tools(self, keep: tuple[str, ...] = (), **fakes: str) -> None:
+        set_path(self.monkeypatch, tool_path(self.tmp, fakes, keep=keep))
+
+    def quota(self, code: str, value: float) -> None:
+        assert self.quotas is not None
+        self.quotas.quotas[code] = value
+
+    def setenv(self, key: str, value: str) -> None:
+        self.monkeypatch.setenv(key, value)
+
+
+Mutate = Callable[[DcpAccount, Env], Any]
+
+
+@dataclass
+class Case:
+    code: str
+    expect: str                      # pass | warn | fail | skip
+    desc: str
+    mutate: Mutate = lambda a, e: None
+    contains: str = ""               # a piece of the message (or fix) that must be there
+    issue: str = ""                  # catalogue section B row, e.g. "#85"
+    job: bool = False
+    inject: Callable[[DcpAccount], dict[str, Any]] | None = None
+    extra: list[str] = field(default_factory=list)   # run these too (opt-in checks)
+
+    @property
+    def id(self) -> str:
+        return f"{self.code}-{self.expect}-{self.desc.replace(' ', '_')[:40]}"
+
+
+def py(version: str = "3.11.7", *, pip: bool = True, boto3: bool = True) -> str:
+    """A stand-in interpreter answering the agent's three probes (version, pip, boto3 import)."""
+    return (f'case "$1 $2" in\n'
+            f'  "-c "*boto3*) {"echo 1.40.0 1.40.0" if boto3 else "exit 1"};;\n'
+            f'  "-c "*) echo {version};;\n'
+            f'  "-m pip") {"echo pip 24.0 from x; exit 0" if pip else "exit 1"};;\n'
+            f'esac')
+
+
+def set_setting(a: DcpAccount, key: str, value: str | None) -> None:
+    """Rewrite (or, with None, drop) one line of the agent's settings file."""
+    lines = [line for line in a.settings.read_text().splitlines() if not line.startswith(f"{key} =")]
+    if value is not None:
+        lines.append(f'{key} = "{value}"')
+    a.settings.write_text("\n".join(lines) + "\n")
+
+
+def use_python(a: DcpAccount, e: Env, body: str) -> None:
+    fake = e.tmp / "fakepy"
+    fake.write_text("#!/bin/sh\n" + body + "\n")
+    fake.chmod(0o755)
+    set_setting(a, "python", str(fake))
+
+
+def edit_aws_config(a: DcpAccount, text: str) -> None:
+    a.aws_config.write_text(text)
+
+
+def fleet(a: DcpAccount, fn: Callable[[dict[str, Any]], object]) -> None:
+    doc = a.fleet_doc()
+    fn(doc)
+    a.write_fleet(doc)
+
+
+def spec0(doc: dict[str, Any]) -> dict[str, Any]:
+    return dict(doc["LaunchSpecifications"][0])
+
+
+def operator_policy(a: DcpAccount, statements: list[dict[str, Any]]) -> None:
+    iam = a.client("iam")
+    iam.put_user_policy(UserName=a.operator_user, PolicyName="extra",
+                        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}))
+
+
+def one_spec(doc: dict[str, Any]) -> None:
+    doc["LaunchSpecifications"] = doc["LaunchSpecifications"][:1]
+
+
+GV2 = 'echo "aws-cli/2.15.30 Python/3.11.8 Linux/6.1 exe/x86_64.debian.12"'
+def root_identity(a: DcpAccount) -> dict[str, Any]:
+    return {"identity:operator": {"Arn": f"arn:aws:iam::{a.account_id}:root", "Account": a.account_id,
+                                  "UserId": a.account_id, "ResponseMetadata": {"HTTPHeaders": {}}}}
+
+
+def skewed(minutes: int) -> Callable[[DcpAccount], dict[str, Any]]:
+    def inject(a: DcpAccount) -> dict[str, Any]:
+        when = datetime.now(UTC) - timedelta(minutes=minutes)
+        return {"identity:operator": {"Arn": f"arn:aws:iam::{a.account_id}:user/dcp-operator",
+                                      "Account": a.account_id, "ResponseMetadata": {"HTTPHeaders": {
+                                          "date": when.strftime("%a, %d %b %Y %H:%M:%S GMT")}}}}
+    return inject
+
+
+def image_override(**fields: Any) -> Callable[[DcpAccount], dict[str, Any]]:
+    def inject(a: DcpAccount) -> dict[str, Any]:
+        img = a.client("ec2").describe_images(ImageIds=[a.image_id])["Images"][0]
+        img.update(fields)
+        return {"images": {a.image_id: img}}
+    return inject
+
+
+def role_arn_profile(a: DcpAccount, e: Env, trust: str = "ecs-tasks.amazonaws.com") -> None:
+    a.client("iam").create_role(RoleName="DCPTaskRole", AssumeRolePolicyDocument=trust_policy(trust))
+    a.client("iam").attach_role_policy(RoleName="DCPTaskRole", PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess")
+    edit_aws_config(a, f"[default]\nregion = us-east-1\noutput = json\n"
+                       f"role_arn = arn:aws:iam::{a.account_id}:role/DCPTaskRole\nsource_profile = base\n")
+    creds = a.aws_credentials.read_text().replace("[default]", "[base]")
+    a.aws_credentials.write_text(creds)
+
+
+def foreign_bucket(a: DcpAccount) -> str:
+    name = f"partner-lab-images-{a.account_id}"
+    a.client("s3", account="111122223333").create_bucket(Bucket=name)
+    return name
+
+
+def nat_route(a: DcpAccount) -> None:
+    ec2 = a.client("ec2")
+    eip = ec2.allocate_address(Domain="vpc")
+    nat = ec2.create_nat_gateway(SubnetId=a.subnets[0], AllocationId=eip["AllocationId"])["NatGateway"]["NatGatewayId"]
+    for subnet in a.subnets:
+        rt = ec2.create_route_table(VpcId=a.vpc_id)["RouteTable"]["RouteTableId"]
+        ec2.create_route(RouteTableId=rt, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat)
+        ec2.associate_route_table(RouteTableId=rt, SubnetId=subnet)
+
+
+def no_public_ip(doc: dict[str, Any]) -> None:
+    for s in doc["LaunchSpecifications"]:
+        s["NetworkInterfaces"][0]["AssociatePublicIpAddress"] = False
+
+
+def kms(a: DcpAccount, e: Env) -> None:
+    a.client("s3").put_bucket_encryption(Bucket=a.bucket, ServerSideEncryptionConfiguration={"Rules": [
+        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms",
+                                                "KMSMasterKeyID": f"arn:aws:kms:us-east-1:{a.account_id}:key/1234"}}]})
+
+
+def upload_job_objects(a: DcpAccount, e: Env) -> None:
+    s3 = a.client("s3")
+    for key in ("projects/analysis.cppipe", "projects/list_of_images.csv", "projects/input/img1.tif"):
+        s3.put_object(Bucket=a.bucket, Key=key, Body=b"x")
+
+
+def write_job(a: DcpAccount, **changes: Any) -> None:
+    doc = json.loads(a.job.read_text())
+    doc.update(changes)
+    a.job.write_text(json.dumps(doc))
+
+
+CASES: list[Case] = [
+    # -- L: local tools ---------------------------------------------------------------------------
+    Case("L01", "fail", "python 3.7", lambda a, e: use_python(a, e, py("3.7.9")), "3.7.9"),
+    Case("L01", "warn", "python 3.9", lambda a, e: use_python(a, e, py("3.9.18")), "3.9.18"),
+    Case("L01", "fail", "python missing", lambda a, e: set_setting(a, "python", f"{e.tmp}/no/python"),
+         "no working Python"),
+    Case("L02", "fail", "no pip", lambda a, e: use_python(a, e, py(pip=False)), "no pip"),
+    Case("L03", "fail", "boto3 missing", lambda a, e: use_python(a, e, py(boto3=False)), "boto3"),
+    Case("L04", "fail", "git missing", lambda a, e: e.tools(), "git"),
+    Case("L04", "pass", "git present", lambda a, e: e.tools(keep=("git",))),
+    Case("L05", "fail", "no clone", lambda a, e: set_setting(a, "dcp_clone", f"{e.tmp}/nothing"), "no DCP clone"),
+    Case("L05", "warn", "other remote", lambda a, e: subprocess.run(
+        ["git", "-C", str(a.clone), "remote", "set-url", "origin", "https://example.invalid/fork.git"], check=True),
+        "example.invalid"),
+    Case("L06", "fail", "no aws cli", lambda a, e: e.tools(), "not installed"),
+    Case("L06", "warn", "aws cli v1", lambda a, e: e.tools(aws='echo "aws-cli/1.32.0 Python/3.11"'), "v1"),
+    Case("L06", "pass", "aws cli v2", lambda a, e: e.tools(aws=GV2)),
+    Case("L07", "warn", "no s3fs", lambda a, e: e.tools(), "s3fs"),
+    Case("L07", "pass", "s3fs", lambda a, e: e.tools(s3fs='echo "Amazon Simple Storage Service File System V1.91"')),
+    Case("L08", "warn", "no parallel", lambda a, e: e.tools(), "not installed"),
+    Case("L08", "warn", "moreutils parallel", lambda a, e: e.tools(parallel='echo "parallel: invalid option"; exit 1'),
+         "not GNU parallel"),
+    Case("L08", "pass", "gnu parallel", lambda a, e: e.tools(parallel='echo "GNU parallel 20221122"')),
+    Case("L09", "warn", "no tmux", lambda a, e: e.tools(), "tmux"),
+    Case("L09", "pass", "tmux", lambda a, e: e.tools(tmux="exit 0")),
+    Case("L10", "fail", "key world-readable", lambda a, e: (a.home / ".ssh" / "dcp-key.pem").chmod(0o644), "chmod"),
+    Case("L10", "warn", "key missing", lambda a, e: (a.home / ".ssh" / "dcp-key.pem").unlink(), "does not exist"),
+    Case("L11", "warn", "clock unsynced", lambda a, e: e.tools(timedatectl="echo no"), "not NTP"),
+    Case("L11", "pass", "clock synced", lambda a, e: e.tools(timedatectl="echo yes")),
+    Case("L12", "warn", "venv inside clone", lambda a, e: (a.clone / ".venv").mkdir(), ".venv"),
+    # -- C: AWS config ----------------------------------------------------------------------------
+    Case("C01", "fail", "garbled config", lambda a, e: edit_aws_config(a, "[default\nregion = us-east-1\n"), "cannot parse"),
+    Case("C01", "warn", "credentials readable", lambda a, e: a.aws_credentials.chmod(0o644), "chmod 600"),
+    Case("C02", "fail", "AWS_PROFILE unknown", lambda a, e: e.setenv("AWS_PROFILE", "nosuch"), "does not exist"),
+    Case("C02", "warn", "profiles differ, same account", lambda a, e: (
+        a.aws_config.write_text(a.aws_config.read_text() + "[profile lab]\nregion = us-east-1\noutput = json\n"),
+        a.aws_credentials.write_text(a.aws_credentials.read_text() + a.aws_credentials.read_text().replace(
+            "[default]", "[lab]")),
+        a.edit_config(AWS_PROFILE="lab")), "same account"),
+    Case("C03", "fail", "profile section missing", lambda a, e: a.edit_config(AWS_PROFILE="nosuch"), "Problem handling"),
+    Case("C04", "fail", "keys only in credentials (non-default)", lambda a, e: (
+        a.aws_config.write_text(a.aws_config.read_text() + "[profile lab]\nregion = us-east-1\n"),
+        a.aws_credentials.write_text(a.aws_credentials.read_text() + a.aws_credentials.read_text().replace(
+            "[default]", "[lab]")),
+        a.edit_config(AWS_PROFILE="lab")), "cannot copy", issue="#145"),
+    Case("C04", "pass", "role_arn profile", role_arn_profile),
+    Case("C05", "fail", "temporary keys", lambda a, e: a.aws_credentials.write_text(
+        a.aws_credentials.read_text() + "aws_session_token = FQoGZXIvYXdzEXAMPLETOKEN\n"), "temporary"),
+    Case("C06", "warn", "static keys to workers", contains="plain text"),
+    Case("C06", "pass", "task role", role_arn_profile),
+    Case("C07", "fail", "no region", lambda a, e: edit_aws_config(a, "[default]\noutput = json\n"), "NoRegionError"),
+    Case("C08", "fail", "AZ as region", lambda a, e: edit_aws_config(a, "[default]\nregion = us-east-1a\noutput = json\n"),
+         "availability zone"),
+    Case("C08", "fail", "AZ in config.py", lambda a, e: a.edit_config(AWS_REGION="us-east-1a"), "us-east-1"),
+    Case("C09", "fail", "regions differ", lambda a, e: edit_aws_config(a, "[default]\nregion = us-west-2\noutput = json\n"),
+         "us-west-2"),
+    Case("C10", "warn", "output text", lambda a, e: edit_aws_config(a, "[default]\nregion = us-east-1\noutput = text\n"),
+         "json"),
+    # -- I: identity ------------------------------------------------------------------------------
+    Case("I01", "fail", "no credentials", lambda a, e: a.aws_credentials.unlink(), "aws configure"),
+    Case("I02", "fail", "clock 20 min off (injected Date: moto's clock is ours)", inject=skewed(20), contains="20 min"),
+    Case("I02", "warn", "clock 7 min off (injected)", inject=skewed(7), contains="7 min"),
+    Case("I03", "warn", "short-lived credentials", lambda a, e: (
+        (e.tmp / "creds.sh").write_text("#!/bin/sh\nprintf '%s' '" + json.dumps({
+            "Version": 1, "AccessKeyId": a.access_key_id, "SecretAccessKey": a.secret_access_key,
+            "SessionToken": "TOKEN", "Expiration": (datetime.now(UTC) + timedelta(hours=2)).isoformat()}) + "'\n"),
+        (e.tmp / "creds.sh").chmod(0o755), a.aws_credentials.unlink(),
+        edit_aws_config(a, f"[default]\nregion = us-east-1\noutput = json\ncredential_process = {e.tmp}/creds.sh\n")),
+        "expire"),
+    Case("I04", "warn", "root keys (injected: moto has no root identity)", inject=root_identity, contains="root"),
+    Case("I05", "fail", "fleet role from another account", lambda a, e: fleet(a, lambda d: d.update(
+        IamFleetRole="arn:aws:iam::999999999999:role/aws-ec2-spot-fleet-tagging-role")), "999999999999", issue="#178"),
+    Case("I06", "warn", "operator denied sqs", lambda a, e: operator_policy(a, [
+        {"Effect": "Deny", "Action": "sqs:CreateQueue", "Resource": "*"}]), "sqs:CreateQueue"),
+    # -- R: IAM -----------------------------------------------------------------------------------
+    Case("R01", "fail", "instance role trusted by ecs", lambda a, e: a.client("iam").update_assume_role_policy(
+        RoleName=INSTANCE_ROLE, PolicyDocument=trust_policy("ecs.amazonaws.com")), "ec2.amazonaws.com"),
+    Case("R02", "fail", "no ECS policy", lambda a, e: a.client("iam").detach_role_policy(
+        RoleName=INSTANCE_ROLE, PolicyArn="arn:aws:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role"),
+        "AmazonEC2ContainerServiceforEC2Role", issue="#200"),
+    Case("R02", "fail", "cannot read ecsconfigs", lambda a, e: a.client("iam").detach_role_policy(
+        RoleName=INSTANCE_ROLE, PolicyArn="arn:aws:iam::aws:policy/AmazonS3FullAccess"), "ecsconfigs"),
+    Case("R03", "fail", "profile without role", lambda a, e: a.client("iam").remove_role_from_instance_profile(
+        InstanceProfileName=INSTANCE_ROLE, RoleName=INSTANCE_ROLE), "holds no role", issue="#178"),
+    Case("R04", "fail", "fleet role trusted by ec2", lambda a, e: a.client("iam").update_assume_role_policy(
+        RoleName=FLEET_ROLE, PolicyDocument=trust_policy("ec2.amazonaws.com")), "spotfleet.amazonaws.com", issue="#85"),
+    Case("R04", "fail", "fleet role without tagging policy", lambda a, e: a.client("iam").detach_role_policy(
+        RoleName=FLEET_ROLE, PolicyArn="arn:aws:iam::aws:policy/service-role/AmazonEC2SpotFleetTaggingRole"),
+        "AmazonEC2SpotFleetTaggingRole", issue="#131"),
+    Case("R05", "warn", "spot SLR missing", lambda a, e: a.client("iam").delete_role(RoleName="AWSServiceRoleForEC2Spot"),
+         "create-service-linked-role"),
+    Case("R06", "fail", "PassRole denied", lambda a, e: operator_policy(a, [
+        {"Effect": "Deny", "Action": "iam:PassRole", "Resource": "*"}]), "PassRole"),
+    Case("R07", "fail", "no monitor role", lambda a, e: [a.client("iam").detach_role_policy(
+        RoleName="LambdaFullAccess", PolicyArn=p["PolicyArn"]) for p in a.client("iam").list_attached_role_policies(
+        RoleName="LambdaFullAccess")["AttachedPolicies"]] and a.client("iam").delete_role(RoleName="LambdaFullAccess"),
+        "LambdaFullAccess"),
+    Case("R07", "skip", "monitor off", lambda a, e: a.edit_config(AUTO_MONITOR="False")),
+    Case("R08", "pass", "task role trusted by ecs-tasks", role_arn_profile),
+    Case("R08", "fail", "task role trusted by ec2", lambda a, e: role_arn_profile(a, e, "ec2.amazonaws.com"),
+         "ecs-tasks", issue="#145"),
+    Case("R09", "warn", "legacy CloudWatchFullAccess", lambda a, e: a.client("iam").attach_role_policy(
+        RoleName=INSTANCE_ROLE, PolicyArn="arn:aws:iam::aws:policy/CloudWatchFullAccess"), "CloudWatchFullAccessV2"),
+    # -- S: S3 ------------------------------------------------------------------------------------
+    Case("S01", "fail", "invalid bucket name", lambda a, e: a.edit_config(DESTINATION_BUCKET="My_Bucket"), "not a valid"),
+    Case("S02", "fail", "bucket missing", lambda a, e: a.edit_config(DESTINATION_BUCKET="no-such-bucket-here"),
+         "does not exist"),
+    Case("S03", "warn", "foreign destination", lambda a, e: a.edit_config(DESTINATION_BUCKET=foreign_bucket(a)),
+         "another account"),
+    Case("S04", "fail", "log bucket in another region", lambda a, e: (
+        a.client("s3", region="us-west-2").create_bucket(Bucket=f"dcp-logs-west-{a.account_id}", CreateBucketConfiguration={
+            "LocationConstraint": "us-west-2"}),
+        a.client("s3").put_bucket_policy(Bucket=f"dcp-logs-west-{a.account_id}", Policy=json.dumps(
+            log_export_policy(f"dcp-logs-west-{a.account_id}", "us-east-1", a.account_id))),
+        a.edit_config(AWS_BUCKET=f"dcp-logs-west-{a.account_id}")), "us-west-2", issue="#144"),
+    Case("S04", "warn", "source bucket in eu-west-1", lambda a, e: (
+        a.client("s3", region="eu-west-1").create_bucket(Bucket=f"dcp-images-eu-{a.account_id}", CreateBucketConfiguration={
+            "LocationConstraint": "eu-west-1"}), a.edit_config(SOURCE_BUCKET=f"dcp-images-eu-{a.account_id}")), "eu-west-1", issue="#84"),
+    Case("S05", "fail", "no bucket policy", lambda a, e: a.client("s3").delete_bucket_policy(Bucket=a.bucket),
+         "GetBucketAcl", issue="#144"),
+    Case("S05", "fail", "policy for the wrong region", lambda a, e: a.client("s3").put_bucket_policy(
+        Bucket=a.bucket, Policy=json.dumps(log_export_policy(a.bucket, "eu-west-1", a.account_id))), "logs.us-east-1"),
+    Case("S06", "warn", "customer KMS key", kms, "KMS"),
+    Case("S07", "fail", "dotted source with s3fs", lambda a, e: a.edit_config(SOURCE_BUCKET=f"lab.images.{a.account_id}"),
+         "dots", issue="#84"),
+    Case("S08", "fail", "operator may not write ecsconfigs", lambda a, e: operator_policy(a, [
+        {"Effect": "Deny", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{a.bucket}/*"}]), "s3:PutObject",
+        issue="#200"),
+    Case("S09", "warn", "job objects missing", job=True, contains="not found"),
+    Case("S09", "pass", "job objects present", upload_job_objects, job=True),
+    # -- Q: SQS -----------------------------------------------------------------------------------
+    Case("Q01", "fail", "bad DLQ name", lambda a, e: a.edit_config(SQS_DEAD_LETTER_QUEUE="dead letters!"), "not a valid"),
+    Case("Q02", "warn", "DLQ missing", lambda a, e: a.client("sqs").delete_queue(
+        QueueUrl=a.client("sqs").get_queue_url(QueueName=DLQ)["QueueUrl"]), "4-day"),
+    Case("Q02", "fail", "DLQ ARN in another region", lambda a, e: a.edit_config(
+        SQS_DEAD_LETTER_QUEUE=f"arn:aws:sqs:eu-west-1:{a.account_id}:{DLQ}"), "eu-west-1"),
+    Case("Q03", "warn", "short DLQ retention", lambda a, e: a.client("sqs").set_queue_attributes(
+        QueueUrl=a.client("sqs").get_queue_url(QueueName=DLQ)["QueueUrl"],
+        Attributes={"MessageRetentionPeriod": "345600"}), "4 days"),
+    Case("Q04", "warn", "leftover job queue", lambda a, e: a.client("sqs").send_message(
+        QueueUrl=a.client("sqs").create_queue(QueueName="CellPaintingRunQueue")["QueueUrl"], MessageBody="{}"),
+        "leftover"),
+    Case("Q05", "fail", "visibility too long", lambda a, e: a.edit_config(SQS_MESSAGE_VISIBILITY=50000), "43200"),
+    Case("Q06", "fail", "queue name not APP_NAME+Queue", lambda a, e: a.edit_config(SQS_QUEUE_NAME="OtherQueue"),
+         "CellPaintingRunQueue"),
+    # -- N: networking ----------------------------------------------------------------------------
+    Case("N01", "fail", "unknown subnet", lambda a, e: fleet(a, lambda d: d["LaunchSpecifications"][0][
+        "NetworkInterfaces"][0].update(SubnetId="subnet-0123456789abcdef0")), "subnet-0123456789abcdef0"),
+    Case("N02", "fail", "unknown security group", lambda a, e: fleet(a, lambda d: d["LaunchSpecifications"][0][
+        "NetworkInterfaces"][0].update(Groups=["sg-0123456789abcdef0"])), "sg-0123456789abcdef0"),
+    Case("N02", "fail", "security group of another VPC", lambda a, e: fleet(a, lambda d: d["LaunchSpecifications"][0][
+        "NetworkInterfaces"][0].update(Groups=[a.client("ec2").create_security_group(
+            GroupName="elsewhere", Description="x", VpcId=a.client("ec2").create_vpc(
+                CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"])["GroupId"]])), "not in the subnets' VPC"),
+    Case("N03", "fail", "no HTTPS egress", lambda a, e: a.client("ec2").revoke_security_group_egress(
+        GroupId=a.security_group, IpPermissions=[{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]), "HTTPS"),
+    Case("N04", "warn", "no SSH ingress", lambda a, e: a.client("ec2").revoke_security_group_ingress(
+        GroupId=a.security_group, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
+                                                   "IpRanges": [{"CidrIp": "203.0.113.7/32"}]}]), "203.0.113.7"),
+    Case("N05", "fail", "example fleet: no public IP, no NAT", lambda a, e: fleet(a, no_public_ip),
+         "AssociatePublicIpAddress", issue="#184"),
+    Case("N05", "fail", "ASSIGN_IP False without NAT", lambda a, e: a.edit_config(ASSIGN_IP="False"), "ASSIGN_IP",
+         issue="#126"),
+    Case("N05", "warn", "through NAT", lambda a, e: (nat_route(a), fleet(a, no_public_ip)), "NAT"),
+    Case("N06", "fail", "VPC DNS off", lambda a, e: a.client("ec2").modify_vpc_attribute(
+        VpcId=a.vpc_id, EnableDnsSupport={"Value": False}), "DNS"),
+    Case("N07", "fail", "more machines than addresses", lambda a, e: a.edit_config(CLUSTER_MACHINES=9000),
+         "free addresses", issue="#115"),
+    Case("N08", "fail", "arm instance type", lambda a, e: a.edit_config(MACHINE_TYPE=["m5.xlarge", "m6g.xlarge"]),
+         "x86_64", issue="#107"),
+    Case("N08", "fail", "no such type", lambda a, e: a.edit_config(MACHINE_TYPE=["m5.xlarge", "m5.gigantic"]),
+         "m5.gigantic"),
+    Case("N09", "fail", "key pair missing", lambda a, e: fleet(a, lambda d: [s.update(KeyName="nosuch")
+                                                                            for s in d["LaunchSpecifications"]]),
+         "nosuch"),
+    Case("N09", "warn", "key differs from SSH_KEY_NAME", lambda a, e: a.edit_config(SSH_KEY_NAME="other.pem"),
+         "other.pem"),
+    Case("N10", "pass", "dry run accepted", extra=["N10"]),
+    # -- Z: quotas and capacity -------------------------------------------------------------------
+    Case("Z01", "fail", "new-account spot quota", lambda a, e: e.quota("L-34B43A08", 5.0),
+         "spotInstanceCountLimitExceeded", issue="#157"),
+    Case("Z01", "warn", "quota used by running spot", lambda a, e: (e.quota("L-34B43A08", 12.0), a.client(
+        "ec2").run_instances(ImageId=a.image_id, MinCount=2, MaxCount=2, InstanceType="m5.xlarge",
+                             InstanceMarketOptions={"MarketType": "spot"})), "already run"),
+    Case("Z02", "fail", "price rounds to zero", lambda a, e: a.edit_config(MACHINE_PRICE=0.001), "0.00"),
+    Case("Z03", "fail", "container larger than machine", lambda a, e: a.edit_config(MEMORY=20000), "does not fit",
+         issue="#126"),
+    Case("Z03", "warn", "container leaves no headroom", lambda a, e: a.edit_config(MEMORY=16000), "8%", issue="#216"),
+    Case("Z04", "warn", "single zone", lambda a, e: (fleet(a, one_spec), a.edit_config(MACHINE_TYPE=["m5.xlarge"])),
+         "one zone", issue="#115"),
+    # -- K: config.py -----------------------------------------------------------------------------
+    Case("K01", "fail", "syntax error", lambda a, e: a.config_py.write_text(a.config_py.read_text() + "\nAPP_NAME = (\n"),
+         "syntax error"),
+    Case("K01", "fail", "missing names", lambda a, e: a.config_py.write_text("APP_NAME = 'x'\n"), "does not define"),
+    Case("K01", "warn", "unsupported construct", lambda a, e: a.config_py.write_text(
+        "import os\n" + a.config_py.read_text()), "not evaluated"),
+    Case("K02", "fail", "key placeholder", lambda a, e: a.edit_config(SSH_KEY_NAME="your-key-file.pem"), "your-key-file"),
+    Case("K02", "warn", "shared default DLQ", lambda a, e: a.edit_config(SQS_DEAD_LETTER_QUEUE="user_DeadMessages"),
+         "user_DeadMessages"),
+    Case("K03", "fail", "bool flag", lambda a, e: a.edit_config(DOWNLOAD_FILES=raw("False")), ".lower()"),
+    Case("K03", "fail", "lower-case flag", lambda a, e: a.edit_config(ASSIGN_IP="true"), "exactly"),
+    Case("K04", "fail", "MACHINE_TYPE string", lambda a, e: a.edit_config(MACHINE_TYPE="m5.xlarge"), "list"),
+    Case("K04", "warn", "odd CPU_SHARES", lambda a, e: a.edit_config(CPU_SHARES=1000), "CPU_SHARES"),
+    Case("K05", "fail", "space in APP_NAME", lambda a, e: a.edit_config(APP_NAME="my run"), "APP_NAME"),
+    Case("K06", "fail", "malformed tag", lambda a, e: a.edit_config(DOCKERHUB_TAG="not a tag"), "repository:tag"),
+    Case("K06", "warn", "foreign image", lambda a, e: a.edit_config(DOCKERHUB_TAG="myorg/cp:1.0"), "not DCP's own"),
+    Case("K07", "warn", "too little disk per task", lambda a, e: a.edit_config(EBS_VOL_SIZE=22, TASKS_PER_MACHINE=2,
+                                                                               MEMORY=7000), "10 GB"),
+    Case("K08", "warn", "h5 batch file downloaded", lambda a, e: (write_job(a, pipeline="projects/Batch_data.h5"),
+                                                                   a.edit_config(DOWNLOAD_FILES="True")), ".h5", job=True),
+    Case("K08", "pass", "ordinary pipeline", job=True),
+    Case("K09", "warn", "foreign source mounted", lambda a, e: a.edit_config(SOURCE_BUCKET=foreign_bucket(a)),
+         "another account", issue="#186"),
+    # -- F: fleet file ----------------------------------------------------------------------------
+    Case("F01", "fail", "not JSON", lambda a, e: a.fleet.write_text("{ not json"), "not valid JSON"),
+    Case("F01", "fail", "one block device", lambda a, e: fleet(a, lambda d: [s.update(
+        BlockDeviceMappings=s["BlockDeviceMappings"][:1]) for s in d["LaunchSpecifications"]]), "two BlockDeviceMappings"),
+    Case("F01", "skip", "no fleet file", lambda a, e: set_setting(a, "fleet", None)),
+    Case("F02", "fail", "example fleet unedited", lambda a, e: a.fleet.write_text(
+        (Path(__file__).resolve().parent.parent / "fixtures/dcp/exampleFleet_us-east-1.json").read_text()), "XXXXXXXX"),
+    Case("F03", "fail", "role ARN as instance profile", lambda a, e: fleet(a, lambda d: [s["IamInstanceProfile"].update(
+        Arn=f"arn:aws:iam::{a.account_id}:role/ecsInstanceRole") for s in d["LaunchSpecifications"]]), "role ARN",
+        issue="#178"),
+    Case("F03", "fail", "another account's ARNs", lambda a, e: fleet(a, lambda d: d.update(
+        IamFleetRole="arn:aws:iam::999999999999:role/aws-ec2-spot-fleet-tagging-role")), "999999999999", issue="#161"),
+    Case("F04", "fail", "fewer types than specs", lambda a, e: a.edit_config(MACHINE_TYPE=["m5.xlarge"]), "IndexError",
+         issue="#216"),
+    Case("F04", "warn", "more types than specs", lambda a, e: a.edit_config(
+        MACHINE_TYPE=["m5.xlarge", "m5a.xlarge", "m5d.xlarge"]), "ignores"),
+    Case("F05", "fail", "AMI from another region", lambda a, e: fleet(a, lambda d: [s.update(ImageId="ami-c9c87cb1")
+                                                                                   for s in d["LaunchSpecifications"]]),
+         "per region", issue="#151"),
+    Case("F05", "warn", "deprecated AMI (injected: moto keeps no deprecation times)",
+         inject=image_override(DeprecationTime="2024-01-01T00:00:00.000Z"), contains="deprecated", issue="#161"),
+    Case("F06", "fail", "root device name wrong", lambda a, e: fleet(a, lambda d: [s["BlockDeviceMappings"][0].update(
+        DeviceName="/dev/sda1") for s in d["LaunchSpecifications"]]), "root", issue="#151"),
+    Case("F06", "fail", "root volume smaller than snapshot (injected AMI root size)",
+         inject=image_override(BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 60}}]),
+         contains="≥ 60 GB"),
+    Case("F07", "warn", "AL2023 AMI with AL1 user data", contains="overlay2", issue="#200"),
+    Case("F07", "pass", "AL1 ECS AMI (injected name)", inject=image_override(
+        Name="amzn-ami-2018.03.20240131-amazon-ecs-optimized")),
+    Case("F08", "warn", "fleet sets TargetCapacity", lambda a, e: fleet(a, lambda d: d.update(TargetCapacity=5)),
+         "TargetCapacity"),
+    Case("F09", "warn", "lowestPrice", lambda a, e: fleet(a, lambda d: d.update(AllocationStrategy="lowestPrice")),
+         "lowestPrice"),
+]

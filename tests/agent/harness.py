@@ -1,0 +1,61 @@
+"""Run the agent in-process against a seeded account, and build local stand-ins for tools on PATH."""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import stat
+from pathlib import Path
+from typing import Any
+
+from agent import settings as settings_mod
+from agent.context import Context
+from agent.model import Result
+from agent.registry import all_checks, resolve, with_needs
+from agent.runner import run
+from tests.rig.seed import DcpAccount
+
+BASE_TOOLS = ("sh", "bash", "env", "cat", "du", "python3", "uname", "head")
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def run_agent(account: DcpAccount, only: list[str] | None = None, *, job: Path | None = None,
+              inject: dict[str, Any] | None = None) -> dict[str, Result]:
+    """Run ``only`` (with what they need) or every default check; results keyed by catalogue code."""
+    s = settings_mod.load(account.settings)
+    ctx = Context(s, job=job)
+    for key, value in (inject or {}).items():  # answers moto cannot give (see the cases that use it)
+        ctx.memo(key, functools.partial(_same, value))
+    checks = with_needs(resolve(only)) if only else [c for c in all_checks() if not c.opt_in]
+    outcome = run(checks, ctx, timeout=20, budget=60)
+    return {r.code: r for r in outcome.results}
+
+
+def tool_path(tmp: Path, fakes: dict[str, str] | None = None, *, keep: tuple[str, ...] = ()) -> str:
+    """A PATH holding only the base tools, ``keep`` (real ones) and ``fakes`` (name -> sh script body)."""
+    bindir = tmp / "bin"
+    bindir.mkdir(exist_ok=True)
+    for name in (*BASE_TOOLS, *keep):
+        real = shutil.which(name)
+        if real and not (bindir / name).exists():
+            (bindir / name).symlink_to(real)
+    for name, body in (fakes or {}).items():
+        script = bindir / name
+        if script.exists() or script.is_symlink():
+            script.unlink()
+        script.write_text(f"#!/bin/sh\n{body}\n")
+        script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return str(bindir)
+
+
+def env_path_without(tmp: Path, **fakes: str) -> str:
+    return tool_path(tmp, fakes)
+
+
+def set_path(monkeypatch: Any, path: str) -> None:
+    monkeypatch.setenv("PATH", path)
+    os.environ["PATH"] = path

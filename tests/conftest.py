@@ -1,0 +1,109 @@
+"""Test rig wiring: the loopback guard, moto server, the Service Quotas stand-in and seeded accounts.
+
+Every test (and every Python subprocess it starts) runs with AWS pointed at a dead loopback port by
+default, the instance metadata service disabled, dummy credentials and no ~/.aws of the machine.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.rig import netguard
+from tests.rig.moto_server import MotoServer
+from tests.rig.quota_stub import DEFAULT_QUOTAS, QuotaStub
+from tests.rig.sandbox import Sandbox, can_sandbox, ensure_base, keypair
+from tests.rig.seed import DcpAccount, seed_healthy_account
+
+RIG = Path(__file__).resolve().parent / "rig"
+_GUARD_LOG = Path(tempfile.gettempdir()) / f"dcp-netguard-{os.getpid()}.log"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    safe = {
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",   # discard port: a forgotten override fails fast, locally
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": "/nonexistent/aws-config", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
+        "DCP_NETGUARD_LOG": str(_GUARD_LOG),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(RIG / "sitecustomize"), os.environ.get("PYTHONPATH")])),
+        "NO_COLOR": "1",
+    }
+    for key in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION"):
+        os.environ.pop(key, None)
+    os.environ.update(safe)
+    _GUARD_LOG.write_text("")
+    netguard.install()
+
+
+@pytest.fixture(autouse=True)
+def loopback_only() -> Iterator[None]:
+    """Fail any test whose process, or a Python subprocess, reached for a non-loopback address."""
+    netguard.take()
+    start = _GUARD_LOG.stat().st_size if _GUARD_LOG.exists() else 0
+    yield
+    seen = netguard.take()
+    if _GUARD_LOG.exists():
+        with _GUARD_LOG.open() as f:
+            f.seek(start)
+            seen += [line.strip() for line in f if line.strip()]
+    if seen:
+        pytest.fail("non-loopback network access: " + "; ".join(sorted(set(seen))[:5]), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    with MotoServer(log=tmp_path_factory.mktemp("moto") / "moto.log") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def quotas() -> Iterator[QuotaStub]:
+    with QuotaStub() as stub:
+        yield stub
+
+
+@pytest.fixture(scope="session")
+def sandbox_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    reason = can_sandbox()
+    if reason:
+        pytest.skip(reason)
+    ensure_base()
+    return keypair(tmp_path_factory.mktemp("sandbox-key"))
+
+
+@pytest.fixture
+def sandbox(sandbox_key: Path, tmp_path: Path) -> Iterator[Sandbox]:
+    """A fresh Debian 12 host with sshd on 127.0.0.1 (root and a sudo user 'dcp'), removed afterwards."""
+    with Sandbox(tmp_path / "sandbox", sandbox_key) as box:
+        yield box
+
+
+_accounts = itertools.count(1)
+# moto slows down (and stalls concurrent requests) as accounts pile up, so it is reset now and then;
+# a new account costs ~0.2 s, a reset ~0.3 s per account it drops.
+ACCOUNTS_BEFORE_RESET = 8
+
+
+@pytest.fixture
+def account(moto: MotoServer, quotas: QuotaStub, tmp_path: Path,
+            monkeypatch: pytest.MonkeyPatch) -> Iterator[DcpAccount]:
+    """A freshly seeded healthy DCP account (a moto account of its own) and a control-node home;
+    the test's environment points at it as a DCP user's shell would."""
+    n = next(_accounts)
+    if n % ACCOUNTS_BEFORE_RESET == 0:
+        moto.reset()
+    quotas.quotas.clear()
+    quotas.quotas.update(DEFAULT_QUOTAS)
+    acct = seed_healthy_account(moto.endpoint, tmp_path / "home", account_id=f"{200000000000 + n:012d}")
+    acct.extra_env["AWS_ENDPOINT_URL_SERVICE_QUOTAS"] = quotas.endpoint
+    for key, value in acct.env().items():
+        monkeypatch.setenv(key, value)
+    for key in [k for k in os.environ if k.startswith("AWS_") and k not in acct.env()]:
+        monkeypatch.delenv(key)
+    yield acct

@@ -1,0 +1,74 @@
+"""A loopback stand-in for the Service Quotas API, which moto does not implement for ``ec2``.
+
+STUB, and the only one: moto answers GetServiceQuota for ``ec2`` with NoSuchResourceException
+(see test-rig.md §1), so this tiny HTTP server speaks that one JSON-protocol action instead. It is
+reached through botocore's own per-service endpoint setting (AWS_ENDPOINT_URL_SERVICE_QUOTAS), so the
+agent's code path is the real one, in-process and in subprocesses alike.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+DEFAULT_QUOTAS = {"L-34B43A08": 256.0, "L-3819A6DF": 64.0, "L-7212CCBC": 64.0}
+
+
+class QuotaStub:
+    def __init__(self, quotas: dict[str, float] | None = None) -> None:
+        self.quotas: dict[str, float] = dict(DEFAULT_QUOTAS if quotas is None else quotas)
+        self.calls = 0
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+            def do_POST(self) -> None:
+                body: dict[str, Any] = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                target = self.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1]
+                stub.calls += 1
+                code = body.get("QuotaCode", "")
+                payload: dict[str, Any]
+                if target in ("GetServiceQuota", "GetAWSDefaultServiceQuota") and code in stub.quotas:
+                    status, payload = 200, {"Quota": {
+                        "ServiceCode": body.get("ServiceCode"), "QuotaCode": code,
+                        "QuotaName": "Spot Instance Requests", "Value": stub.quotas[code], "Unit": "None"}}
+                else:
+                    status, payload = 400, {"__type": "NoSuchResourceException",
+                                            "message": f"no quota {code!r} in this stand-in"}
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/x-amz-json-1.1")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = int(self.server.server_address[1])
+        self._thread = threading.Thread(target=self.server.serve_forever, name="quota-stub", daemon=True)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> QuotaStub:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self) -> QuotaStub:
+        return self.start()
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
