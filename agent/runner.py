@@ -20,7 +20,7 @@ from agent.registry import Check
 _DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError",
            "Forbidden", "UnauthorizedAccess", "AccessDeniedForDependency"}
 _ACTION_RE = re.compile(r"perform:?\s+([a-z0-9-]+:[A-Za-z0-9*]+)")
-_NO_CREDS = ("NoCredentialsError", "PartialCredentialsError", "ProfileNotFound", "NoRegionError")
+_NO_CREDS = ("NoCredentialsError", "PartialCredentialsError", "ProfileNotFound", "NoRegionError", "ConfigParseError")
 
 
 @dataclass

@@ -10,6 +10,7 @@ from agent.context import REGION_RE, Context
 from agent.model import Finding, Severity, Skip, fail, ok, warn
 from agent.registry import check
 
+FILES = "aws.config-files"
 CONFIGURE = "aws configure{p}   (sets keys, region and output in ~/.aws)"
 
 
@@ -33,7 +34,7 @@ def config_files(ctx: Context) -> Finding:
 
 
 @check("C02", "aws.profile-match", "The shell's AWS profile is config.AWS_PROFILE", Severity.BLOCKER,
-       needs=(CONFIG,), actions=("sts:GetCallerIdentity",))
+       needs=(CONFIG, FILES), actions=("sts:GetCallerIdentity",))
 def profile_match(ctx: Context) -> Finding:
     wanted = ctx.config_profile()
     env_profile = os.environ.get("AWS_PROFILE") or os.environ.get("AWS_DEFAULT_PROFILE")
@@ -139,7 +140,7 @@ def secrets_exposure(ctx: Context) -> Finding:
     return ok("workers use a task role" if layout == "a" else "no static keys")
 
 
-@check("C07", "aws.region-set", "A default region is set", Severity.BLOCKER)
+@check("C07", "aws.region-set", "A default region is set", Severity.BLOCKER, needs=(FILES,))
 def region_set(ctx: Context) -> Finding:
     try:
         region = ctx.session_region
@@ -157,7 +158,8 @@ def _az_like(value: str) -> bool:
     return bool(REGION_RE.match(value[:-1])) and value[-1].isalpha()
 
 
-@check("C08", "aws.region-format", "The region is a region, not an availability zone", Severity.BLOCKER)
+@check("C08", "aws.region-format", "The region is a region, not an availability zone", Severity.BLOCKER,
+       needs=(FILES,))
 def region_format(ctx: Context) -> Finding:
     try:
         session_region = ctx.session_region

@@ -24,7 +24,7 @@ ARN_ACCOUNT = re.compile(r"^arn:[a-z-]+:iam::(\d{12}):")
 
 
 @check("I01", "identity.credentials", "AWS credentials are valid", Severity.BLOCKER,
-       actions=("sts:GetCallerIdentity",))
+       needs=("aws.config-files",), actions=("sts:GetCallerIdentity",))
 def credentials(ctx: Context) -> Finding:
     try:
         ident = ctx.identity()

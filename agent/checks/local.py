@@ -115,7 +115,8 @@ def aws_cli(ctx: Context) -> Finding:
         return fail("the aws command is not installed (needed for aws configure and DCP's hygiene scripts)", fix)
     m = re.search(r"aws-cli/(\d+)\.[\d.]+", out)
     if not m:
-        return warn(f"'aws --version' answered oddly: {out[:80]}", fix)
+        last = out.strip().splitlines()[-1][:120] if out.strip() else f"exit status {rc}"
+        return warn(f"'aws --version' failed: {last}", f"fix the AWS CLI's configuration or reinstall it; {fix}")
     if m.group(1) == "1":
         return warn(f"{m.group(0)} is AWS CLI v1, in maintenance mode since 2026-07-15", fix)
     return ok(m.group(0))
