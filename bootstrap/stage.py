@@ -1,0 +1,75 @@
+"""What the recipe uploads before it runs: the agent wheel (this project's own build), the agent's
+settings and the login hook. The same staged folder feeds Fabric (put) and Packer (file provisioner)."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from bootstrap.recipe import DCP_VENV, Options
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Stage:
+    directory: Path
+    wheel: Path
+
+    def files(self) -> list[Path]:
+        return sorted(p for p in self.directory.iterdir() if p.is_file())
+
+
+def _source_hash() -> str:
+    h = hashlib.sha256()
+    for base in ("agent", "bootstrap"):
+        for p in sorted((ROOT / base).rglob("*")):
+            if p.is_file() and "__pycache__" not in p.parts:
+                h.update(str(p.relative_to(ROOT)).encode())
+                h.update(p.read_bytes())
+    h.update((ROOT / "pyproject.toml").read_bytes())
+    return h.hexdigest()[:16]
+
+
+def build_wheel(out: Path | None = None) -> Path:
+    """Build (or reuse) the project's wheel; keyed by a hash of the sources, so a rebuild is rare."""
+    out = out or ROOT / "build" / f"wheel-{_source_hash()}"
+    found = list(out.glob("dcp_control_node-*.whl")) if out.exists() else []
+    if found:
+        return found[0]
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                    "-w", str(tmp), str(ROOT)], check=True, stdout=subprocess.DEVNULL)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return next(out.glob("dcp_control_node-*.whl"))
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def agent_settings(opts: Options) -> str:
+    return (f"# Written by dcp-control-node's bootstrap; users override in ~/.config/dcp-agent/config.toml\n"
+            f'dcp_clone = "{opts.clone}"\npython = "{DCP_VENV}/bin/python"\nrepo_url = "{opts.repo_url}"\n')
+
+
+def prepare(directory: Path, opts: Options, wheel: Path | None = None) -> tuple[Stage, Options]:
+    """Write the staged files for ``opts`` into ``directory``; return them and the options with hashes."""
+    directory.mkdir(parents=True, exist_ok=True)
+    wheel = wheel or build_wheel()
+    staged_wheel = directory / wheel.name
+    if not staged_wheel.exists():
+        shutil.copy(wheel, staged_wheel)
+    (directory / "config.toml").write_text(agent_settings(opts))
+    (directory / "dcp-agent.sh").write_bytes(resources.files("agent").joinpath("data/dcp-agent.sh").read_bytes())
+    files = {name: sha256(directory / name) for name in ("config.toml", "dcp-agent.sh")}
+    full = Options(**{**opts.__dict__, "wheel": wheel.name, "wheel_sha256": sha256(staged_wheel),
+                      "files_sha256": files})
+    return Stage(directory, staged_wheel), full
