@@ -6,6 +6,7 @@ import argparse
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
@@ -32,7 +33,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _reporter(stream_is_tty: bool):  # type: ignore[no-untyped-def]
+def _reporter(stream_is_tty: bool) -> Callable[[str, str], None]:
     lock = threading.Lock()
     last: dict[str, str] = {}
 

@@ -12,7 +12,7 @@ SUPPORTED = {
 }
 
 
-class UnsupportedHost(Exception):  # noqa: N818 - a user-facing refusal
+class UnsupportedHost(Exception):
     pass
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bootstrap.facts import SUPPORTED, OsInfo
 
-STAGE = "/var/tmp/dcp-stage"          # where the recipe's files are uploaded before the steps run
+STAGE = "/var/tmp/dcp-stage"  # noqa: S108 - on the target host, root-only (0700): the uploaded files
 DCP_VENV = "/opt/dcp/venv"
 AGENT_VENV = "/opt/dcp-agent/venv"
 MANIFEST = "/etc/dcp-control-node/manifest.json"

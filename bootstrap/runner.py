@@ -85,7 +85,7 @@ class Remote:
                 raise StepFailed(f"cannot connect to {where}: connection refused") from None
             except paramiko.AuthenticationException:
                 raise StepFailed(f"cannot log in to {where} as {self.conn.user}: the key was refused") from None
-            except (TimeoutError, socket.timeout, EOFError, paramiko.SSHException, OSError) as e:
+            except (TimeoutError, EOFError, paramiko.SSHException, OSError) as e:
                 if attempt == 2:
                     detail = "no answer" if isinstance(e, TimeoutError | socket.timeout) else str(e) or type(e).__name__
                     raise StepFailed(f"cannot connect to {where}: {detail} (timeout {CONNECT_TIMEOUT} s)") from None
@@ -156,7 +156,7 @@ def bootstrap_host(host: str, base: Options, stage_dir: Path, *, key: str | None
             result.status, result.reason = "failed", str(e)
         except UnsupportedHost as e:
             result.status, result.reason = "failed", f"refused before any change: {e}"
-        except Exception as e:  # noqa: BLE001 - one host's surprise must not stop the others
+        except Exception as e:
             result.status, result.reason = "failed", f"{type(e).__name__}: {scrub(str(e)).splitlines()[0] if str(e) else ''}"
         finally:
             remote.close()

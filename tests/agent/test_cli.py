@@ -16,7 +16,7 @@ AGENT = str(Path(sys.executable).parent / "dcp-agent")
 
 
 def agent(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([AGENT, *args], capture_output=True, text=True, env=env or dict(os.environ),
+    return subprocess.run([AGENT, *args], capture_output=True, text=True, env=env or dict(os.environ), check=False,
                           timeout=120, stdin=subprocess.DEVNULL)
 
 

@@ -20,7 +20,7 @@ from tests.rig.dcprepo import FIXTURES
 
 NAMES = ["APP_NAME", "MACHINE_TYPE", "CLUSTER_MACHINES", "EBS_VOL_SIZE", "DOWNLOAD_FILES", "MEMORY", "X", "_"]
 atoms = st.one_of(st.integers(-10**6, 10**6).map(str), st.floats(allow_nan=False, allow_infinity=False).map(repr),
-                  st.text(string.printable, max_size=12).map(repr), st.sampled_from(NAMES + ["True", "None"]))
+                  st.text(string.printable, max_size=12).map(repr), st.sampled_from([*NAMES, "True", "None"]))
 
 
 @st.composite

@@ -76,7 +76,7 @@ def as_preflight(preflight_account: DcpAccount, monkeypatch: pytest.MonkeyPatch)
 
 def test_enforcement_is_on(as_preflight: DcpAccount) -> None:
     iam = boto3.Session().client("iam")   # the operator's session, as run.py would make it
-    with pytest.raises(Exception, match="AccessDenied|not authorized"):
+    with pytest.raises(Exception, match=r"AccessDenied|not authorized"):
         iam.create_user(UserName="should-not-exist")
 
 
