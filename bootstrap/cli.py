@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from bootstrap.recipe import DEFAULT_REPO, Options
+from bootstrap import runner
 from bootstrap.runner import HostResult, bootstrap_many
 
 
@@ -30,6 +31,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-s3fs", action="store_true", help="do not install s3fs")
     p.add_argument("--log-dir", type=Path, default=Path("bootstrap-logs"), help="one log file per host")
     p.add_argument("--parallel", type=int, default=10, help="hosts at once")
+    p.add_argument("--connect-timeout", type=float, default=10, help="seconds to wait for SSH (default 10)")
     return p
 
 
@@ -54,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     if len(set(args.hosts)) != len(args.hosts):
         print("bootstrap: a host is named twice", file=sys.stderr)
         return 2
+    if args.connect_timeout <= 0 or args.parallel < 1:
+        print("bootstrap: --connect-timeout and --parallel must be positive", file=sys.stderr)
+        return 2
+    runner.CONNECT_TIMEOUT = args.connect_timeout
     base = Options(repo_url=args.repo_url, ref=args.ref, s3fs=not args.no_s3fs)
     key = str(Path(args.identity).expanduser()) if args.identity else None
     print(f"bootstrap: {len(args.hosts)} host(s){' (dry run)' if args.dry_run else ''}; logs in {args.log_dir}/")

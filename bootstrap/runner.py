@@ -23,6 +23,7 @@ from bootstrap.recipe import STAGE, Options, plan
 from bootstrap.stage import Stage, prepare
 
 CONNECT_TIMEOUT = 10
+LOCK = "/run/dcp-control-node.lock"
 Progress = Callable[[str, str], None]   # (host, what is happening)
 
 
@@ -65,11 +66,13 @@ class Remote:
 
         self.host = host
         self.log = log
-        kwargs: dict[str, Any] = {"banner_timeout": CONNECT_TIMEOUT, "auth_timeout": CONNECT_TIMEOUT,
+        timeout = CONNECT_TIMEOUT
+        kwargs: dict[str, Any] = {"banner_timeout": timeout, "auth_timeout": timeout,
                                   "look_for_keys": key is None, "allow_agent": key is None}
         if key:
             kwargs["key_filename"] = [key]
-        self.conn = Connection(host, connect_timeout=CONNECT_TIMEOUT, connect_kwargs=kwargs, config=Config())
+        self.timeout = timeout
+        self.conn = Connection(host, connect_timeout=timeout, connect_kwargs=kwargs, config=Config())
         self.root = False
 
     def connect(self) -> None:
@@ -88,11 +91,15 @@ class Remote:
             except (TimeoutError, EOFError, paramiko.SSHException, OSError) as e:
                 if attempt == 2:
                     detail = "no answer" if isinstance(e, TimeoutError | socket.timeout) else str(e) or type(e).__name__
-                    raise StepFailed(f"cannot connect to {where}: {detail} (timeout {CONNECT_TIMEOUT} s)") from None
+                    raise StepFailed(f"cannot connect to {where}: {detail} (timeout {self.timeout:g} s)") from None
                 time.sleep(1)
 
     def sh(self, script: str, *, as_root: bool = True, check: bool = False) -> tuple[int, str]:
         cmd = f"bash -c {shlex.quote(script)}"
+        if as_root:
+            # One recipe run at a time per host: a run interrupted from this side may leave its last
+            # command running there; the next run waits for it instead of racing it.
+            cmd = f"flock -w 900 {LOCK} {cmd}"
         self.log.write(f"$ {scrub(script)}\n")
         runner = self.conn.sudo if as_root and not self.root else self.conn.run
         result = runner(cmd, hide=True, warn=True, in_stream=False, pty=False)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,11 +17,13 @@ from pathlib import Path
 import pytest
 
 from tests.rig import netguard
+from tests.rig.dcprepo import GitDaemon, make_dcp_repo
 from tests.rig.moto_server import MotoServer
 from tests.rig.quota_stub import DEFAULT_QUOTAS, QuotaStub
 from tests.rig.sandbox import Sandbox, can_sandbox, ensure_base, keypair
 from tests.rig.seed import DcpAccount, seed_healthy_account
 
+ROOT = Path(__file__).resolve().parent.parent
 RIG = Path(__file__).resolve().parent / "rig"
 _GUARD_LOG = Path(tempfile.gettempdir()) / f"dcp-netguard-{os.getpid()}.log"
 
@@ -81,6 +85,47 @@ def sandbox_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def sandbox(sandbox_key: Path, tmp_path: Path) -> Iterator[Sandbox]:
     """A fresh Debian 12 host with sshd on 127.0.0.1 (root and a sudo user 'dcp'), removed afterwards."""
     with Sandbox(tmp_path / "sandbox", sandbox_key) as box:
+        yield box
+
+
+@pytest.fixture(scope="session")
+def dcp_git(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitDaemon]:
+    """A git daemon on 127.0.0.1 serving a DCP-shaped repository (GitHub is out of reach)."""
+    base = tmp_path_factory.mktemp("git")
+    make_dcp_repo(base)
+    with GitDaemon(base) as daemon:
+        yield daemon
+
+
+def run_bootstrap(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """The real command (`python -m bootstrap`, what `invoke bootstrap` runs)."""
+    return subprocess.run([sys.executable, "-m", "bootstrap", *args], capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL, check=False, cwd=ROOT)
+
+
+def host_suite(box: Sandbox, key: Path, user: str = "root") -> subprocess.CompletedProcess[str]:
+    """The testinfra host suite (tests/host) against a sandbox, as a user would run it against any node."""
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT / "tests/host"),
+                           f"--hosts=paramiko://{user}@127.0.0.1:{box.port}", f"--ssh-identity-file={key}"],
+                          capture_output=True, text=True, timeout=300, check=False, cwd=ROOT)
+
+
+@pytest.fixture(scope="session")
+def node_layer(sandbox_key: Path, dcp_git: GitDaemon, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh Debian 12 sandbox bootstrapped as root by the real command, kept as an overlay layer so
+    that later tests start from a control node in ~0.1 s instead of bootstrapping again."""
+    work = tmp_path_factory.mktemp("node")
+    with Sandbox(work / "box", sandbox_key) as box:
+        p = run_bootstrap(box.target(), "-i", str(sandbox_key), "--repo-url", dcp_git.url(),
+                          "--log-dir", str(work / "logs"))
+        assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
+        return box.snapshot(work / "layer")
+
+
+@pytest.fixture
+def node(node_layer: Path, sandbox_key: Path, tmp_path: Path) -> Iterator[Sandbox]:
+    """A sandbox that starts as a bootstrapped control node (bootstrapped as root)."""
+    with Sandbox(tmp_path / "node", sandbox_key, layers=[node_layer]) as box:
         yield box
 
 

@@ -4,8 +4,9 @@
 #   rsync, Fabric, Packer provisioners, cron and `ssh host cmd` never see a byte from it.
 # - Never waits on the network: it shows the last cached result and, when that is older than the TTL,
 #   starts a detached refresh under a hard timeout.
-# - Off for one user:  touch ~/.config/dcp-agent/no-login   or  export DCP_AGENT_LOGIN=off
+# - Off for one user:  touch ~/.config/dcp-agent/no-login   (or DCP_AGENT_LOGIN=off in the environment)
 #   Off for everyone:  touch /etc/dcp-agent/no-login
+# - An admin may set DCP_AGENT_LOGIN_TTL and DCP_AGENT_LOGIN_TIMEOUT (seconds) in /etc/dcp-agent/login.conf.
 case $- in *i*) ;; *) return 0 2>/dev/null || exit 0 ;; esac
 
 _dcp_agent_login() {
@@ -15,7 +16,8 @@ _dcp_agent_login() {
     [ -e "${XDG_CONFIG_HOME:-$HOME/.config}/dcp-agent/no-login" ] && return 0
     command -v dcp-agent >/dev/null 2>&1 || return 0
     _dcp_dir="${XDG_CACHE_HOME:-$HOME/.cache}/dcp-agent"
-    _dcp_ttl=600
+    [ -r /etc/dcp-agent/login.conf ] && . /etc/dcp-agent/login.conf
+    _dcp_ttl=${DCP_AGENT_LOGIN_TTL:-600}
     [ -r "$_dcp_dir/ttl" ] && read -r _dcp_ttl < "$_dcp_dir/ttl"
     case $_dcp_ttl in ''|*[!0-9]*) _dcp_ttl=600 ;; esac
     _dcp_age=999999999
@@ -36,4 +38,4 @@ _dcp_agent_login() {
 }
 _dcp_agent_login 2>/dev/null || true
 unset -f _dcp_agent_login 2>/dev/null
-unset _dcp_dir _dcp_ttl _dcp_age
+unset _dcp_dir _dcp_ttl _dcp_age DCP_AGENT_LOGIN_TTL DCP_AGENT_LOGIN_TIMEOUT

@@ -8,6 +8,7 @@ it reach the package registries like the host does.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import shutil
 import signal
@@ -22,7 +23,7 @@ from tests.rig.ports import free_port
 
 CACHE = Path(os.environ.get("DCP_CACHE_DIR", "/var/cache/dcp-control-node"))
 SUITE = "bookworm"
-BASE_PACKAGES = "openssh-server,ca-certificates,sudo"
+BASE_PACKAGES = "openssh-server,ca-certificates,sudo,rsync"
 SUDO_USER = "dcp"
 
 _RUN = """#!/bin/sh
@@ -52,7 +53,8 @@ def can_sandbox() -> str | None:
 
 def ensure_base(suite: str = SUITE) -> Path:
     """The cached base root filesystem (built once per machine, ~25 s; later calls return at once)."""
-    base = CACHE / f"{suite}-base"
+    tag = hashlib.sha256(f"{BASE_PACKAGES}|{SUDO_USER}|1".encode()).hexdigest()[:8]
+    base = CACHE / f"{suite}-base-{tag}"
     if (base / ".complete").exists():
         return base
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -92,8 +94,10 @@ def keypair(directory: Path) -> Path:
 class Sandbox:
     """One throwaway host. ``start()`` then ``target`` (user@127.0.0.1:port); ``stop()`` removes it all."""
 
-    def __init__(self, workdir: Path, key: Path, base: Path | None = None, hostname: str = "testhost") -> None:
+    def __init__(self, workdir: Path, key: Path, base: Path | None = None, hostname: str = "testhost",
+                 layers: list[Path] | None = None) -> None:
         self.workdir = workdir
+        self.layers = layers or []      # extra read-only layers above the base (e.g. a bootstrapped node)
         self.key = key
         self.base = base or ensure_base()
         self.hostname = hostname
@@ -114,7 +118,7 @@ class Sandbox:
         for d in ("upper", "work", "merged"):
             (self.workdir / d).mkdir(parents=True, exist_ok=True)
         subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
-                        f"lowerdir={self.base},upperdir={self.workdir / 'upper'},workdir={self.workdir / 'work'}",
+                        f"lowerdir={':'.join(str(x) for x in [*self.layers, self.base])},upperdir={self.workdir / 'upper'},workdir={self.workdir / 'work'}",
                         str(self.merged)], check=True)
         self._mounted = True
         try:
@@ -148,7 +152,9 @@ class Sandbox:
                 subprocess.run(["chroot", str(m), "chown", "-R", f"{owner}:{owner}", f"/{home}/.ssh"], check=True)
         (m / "etc/ssh/sshd_config.d/sandbox.conf").write_text(
             f"Port {self.port}\nListenAddress 127.0.0.1\nUsePAM no\nPasswordAuthentication no\n"
-            "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n")
+            "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
+            # Every session in a sandbox keeps boto3 off the instance metadata service (test-rig.md §0).
+            "SetEnv AWS_EC2_METADATA_DISABLED=true\n")
         shutil.copy("/etc/ssl/certs/ca-certificates.crt", m / "etc/ssl/certs/ca-certificates.crt")
         (m / "etc/hosts").write_text(f"127.0.0.1 localhost\n127.0.1.1 {self.hostname}\n::1 localhost\n")
         resolv = m / "etc/resolv.conf"
@@ -172,6 +178,11 @@ class Sandbox:
     def run(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run a command inside the sandbox's filesystem from the host (chroot), for setup and asserts."""
         return subprocess.run(["chroot", str(self.merged), *cmd], check=check, capture_output=True, text=True)
+
+    def snapshot(self, dest: Path) -> Path:
+        """Copy this sandbox's changes (its overlay upper dir) to ``dest``, to use later as a layer."""
+        subprocess.run(["cp", "-a", str(self.workdir / "upper"), str(dest)], check=True)
+        return dest
 
     def stop(self) -> None:
         if self.proc is not None:
