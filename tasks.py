@@ -21,7 +21,7 @@ def demo(c: Context) -> None:
     "no_s3fs": "do not install s3fs", "log_dir": "one log file per host (default bootstrap-logs/)",
     "connect_timeout": "seconds to wait for SSH (default 10)",
 })
-def bootstrap(c: Context, hosts: str, identity: str = "", dry_run: bool = False, repo_url: str = "",
+def bootstrap(c: Context, hosts: str, identity: str = "", dry_run: bool = False, repo_url: str = "",  # noqa: PLR0917
               ref: str = "", no_s3fs: bool = False, log_dir: str = "", connect_timeout: float = 0) -> None:
     """Turn running hosts into DCP control nodes over SSH (the same recipe as build-ami)."""
     args = hosts.replace(",", " ").split()

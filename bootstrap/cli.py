@@ -10,8 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
-from bootstrap.recipe import DEFAULT_REPO, Options
 from bootstrap import runner
+from bootstrap.recipe import DEFAULT_REPO, Options
 from bootstrap.runner import HostResult, bootstrap_many
 
 
