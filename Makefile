@@ -32,7 +32,7 @@ apt:
 $(STAMP)/venv: pyproject.toml
 	@mkdir -p $(STAMP)
 	@py=$$(for c in python3.13 python3.12 python3.11 python3; do \
-	  command -v $$c >/dev/null && $$c -c 'import sys; sys.exit(sys.version_info < (3, 11))' && { echo $$c; break; }; done); \
+	  $$c -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 && { echo $$c; break; }; done); \
 	  [ -n "$$py" ] || { echo "Python 3.11+ is needed (apt-get install python3.11)"; exit 1; }; \
 	  [ -x $(PY) ] || $$py -m venv $(VENV)
 	@echo "installing the project and its tools into $(VENV) (pip; log in $(STAMP)/pip.log)"

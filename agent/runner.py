@@ -66,6 +66,9 @@ def _invoke(check: Check, ctx: Context) -> Finding:
             return Finding(Status.WARN, f"cannot verify: needs {action}",
                            f"grant {action} to this identity (see 'dcp-agent policy')")
         name = type(e).__name__
+        if getattr(e, "response", {}).get("Error", {}).get("Code") == "OptInRequired":
+            return Finding(Status.FAIL, "the region is not enabled for this account",
+                           "enable it in the AWS console (Account → AWS Regions), or use another region")
         if name in _NO_CREDS:
             return Finding(Status.SKIP, f"needs valid AWS credentials and region ({name})")
         if name in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError",

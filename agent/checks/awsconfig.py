@@ -184,15 +184,8 @@ def region_format(ctx: Context) -> Finding:
             return fail(f"{label} {value!r} is not an AWS region", "use a region such as us-east-1 or eu-west-2")
         if value not in known:
             return warn(f"{label} {value!r} is not a region this botocore knows", "update boto3, or check the name")
-    try:
-        regions = ctx.client("ec2").describe_regions(AllRegions=True)["Regions"]
-        status = {r["RegionName"]: r.get("OptInStatus") for r in regions}
-        target = ctx.region
-        if status.get(target) == "not-opted-in":
-            return fail(f"{target} is not enabled for this account", "enable the region in the AWS console "
-                        "(Account → AWS Regions), or use another region")
-    except Exception:  # noqa: S110 - opt-in status is a bonus; credentials are checked elsewhere
-        pass
+    # Kept local (no API call): every regional check waits for this one. A region that is not enabled
+    # for the account shows up as OptInRequired on the first regional call (see the runner).
     return ok(ctx.region)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import stat
 from pathlib import Path
 
@@ -19,25 +20,50 @@ DCP_FILES = ("run.py", "config.py", "setup_AWS.py", "lambda_function.py", "run_b
 PKG = "sudo apt-get install -y {deb}   (Amazon Linux: sudo dnf install -y {rpm})"
 
 
-def _python_version(ctx: Context) -> tuple[int, ...] | None:
-    def probe() -> tuple[int, ...] | None:
-        rc, out = run_cmd([ctx.settings.dcp_python, "-c", "import sys;print('%d.%d.%d' % sys.version_info[:3])"])
-        if rc != 0 or not re.fullmatch(r"\d+\.\d+\.\d+", out):
-            return None
-        return tuple(int(x) for x in out.split("."))
+_PROBE = """
+import importlib.util, sys
+print("%d.%d.%d" % sys.version_info[:3])
+pip = importlib.util.find_spec("pip")
+if pip:
+    from importlib.metadata import version
+    print("pip", version("pip"))
+else:
+    print("nopip")
+try:
+    import boto3, botocore
+    print("boto3", boto3.__version__, botocore.__version__)
+except Exception as e:
+    print("noboto3", type(e).__name__)
+"""
 
-    return ctx.memo("python-version", probe)
+
+def _probe(ctx: Context) -> dict[str, str] | None:
+    """One subprocess answers L01, L02 and L03 (the interpreter, its pip, and DCP's requirements)."""
+
+    def run() -> dict[str, str] | None:
+        rc, out = run_cmd([ctx.settings.dcp_python, "-c", _PROBE], timeout=15)
+        lines = out.splitlines()
+        if rc != 0 or not lines or not re.fullmatch(r"\d+\.\d+\.\d+", lines[0]):
+            return None
+        found = {"python": lines[0]}
+        for line in lines[1:]:
+            key, _, rest = line.partition(" ")
+            found[key] = rest
+        return found
+
+    return ctx.memo("python-probe", run)
 
 
 @check("L01", "local.python", "Python for DCP is 3.10 or newer", Severity.HIGH)
 def python_version(ctx: Context) -> Finding:
-    v = _python_version(ctx)
+    probe = _probe(ctx)
     py = ctx.settings.dcp_python
-    if v is None:
+    if probe is None:
         return fail(f"no working Python at {py}",
                     "install Python 3.11+ (Debian/Ubuntu: sudo apt-get install -y python3 python3-venv; "
                     "Amazon Linux 2023: sudo dnf install -y python3.11), or set 'python' in the settings")
-    text = ".".join(map(str, v))
+    text = probe["python"]
+    v = tuple(int(x) for x in text.split("."))
     if v < (3, 8):
         return fail(f"{py} is Python {text}; DCP needs 3.8 or newer", "install Python 3.11+")
     if v < (3, 10):
@@ -49,27 +75,21 @@ def python_version(ctx: Context) -> Finding:
 
 @check("L02", "local.pip", "pip is available for that Python", Severity.HIGH, needs=("local.python",))
 def pip_available(ctx: Context) -> Finding:
-    rc, out = run_cmd([ctx.settings.dcp_python, "-m", "pip", "--version"], timeout=10)
-    if rc != 0:
+    probe = _probe(ctx) or {}
+    if "pip" not in probe:
         return fail(f"{ctx.settings.dcp_python} has no pip",
                     "sudo apt-get install -y python3-pip python3-venv (AL2023: sudo dnf install -y python3.11-pip)")
-    return ok(out.split(" from ")[0])
+    return ok(f"pip {probe['pip']}")
 
 
 @check("L03", "local.dcp-requirements", "DCP's requirements import", Severity.BLOCKER, needs=("local.python",))
 def requirements(ctx: Context) -> Finding:
-    rc, out = run_cmd([ctx.settings.dcp_python, "-c",
-                       "import boto3, botocore; print(boto3.__version__, botocore.__version__)"], timeout=10)
+    probe = _probe(ctx) or {}
     req = ctx.settings.dcp_clone / "files" / "requirements.txt"
-    fix = f"{ctx.settings.dcp_python} -m pip install -r {req}  (use a venv outside the clone)"
-    if rc != 0:
-        return fail(f"boto3 does not import in {ctx.settings.dcp_python}", fix)
-    boto3_v, botocore_v = ([*out.split(), "?", "?"])[:2]
-    rc, out = run_cmd([ctx.settings.dcp_python, "-m", "pip", "check"], timeout=15)
-    if rc not in (0, 127) and "No broken requirements" not in out:
-        first = out.splitlines()[0] if out else "pip check failed"
-        return warn(f"boto3 {boto3_v} imports, but pip reports conflicts: {first}",
-                    "install DCP's requirements into their own venv, apart from a pip-installed AWS CLI v1")
+    if "boto3" not in probe:
+        return fail(f"boto3 does not import in {ctx.settings.dcp_python}",
+                    f"{ctx.settings.dcp_python} -m pip install -r {req}  (use a venv outside the clone)")
+    boto3_v, botocore_v = [*probe["boto3"].split(), "?", "?"][:2]
     return ok(f"boto3 {boto3_v}, botocore {botocore_v}")
 
 
@@ -106,9 +126,31 @@ def dcp_clone(ctx: Context) -> Finding:
                 "https://github.com/DistributedScience/Distributed-CellProfiler.git")
 
 
+def _aws_version() -> tuple[int, str]:
+    """`aws --version`, read cheaply where possible: starting AWS CLI v1 takes half a second."""
+    path = shutil.which("aws")
+    if path is None:
+        return 127, ""
+    real = os.path.realpath(path)
+    m = re.search(r"/v2/(2\.\d+\.\d+)/", real)            # the official v2 bundle keeps its version in the path
+    if m:
+        return 0, f"aws-cli/{m.group(1)}"
+    try:
+        with open(real, "rb") as f:
+            head = f.readline(200)
+    except OSError:
+        head = b""
+    if head.startswith(b"#!") and b"python" in head:     # a Python launcher (pip's v1, Debian's v2)
+        interp = head[2:].decode(errors="replace").split()[0]
+        rc, out = run_cmd([interp, "-c", "from importlib.metadata import version; print(version('awscli'))"])
+        if rc == 0 and re.fullmatch(r"\d+\.\d+\.\d+", out.strip()):
+            return 0, f"aws-cli/{out.strip()}"
+    return run_cmd(["aws", "--version"], timeout=10)
+
+
 @check("L06", "local.aws-cli", "AWS CLI v2 is installed", Severity.MEDIUM)
 def aws_cli(ctx: Context) -> Finding:
-    rc, out = run_cmd(["aws", "--version"], timeout=10)
+    rc, out = _aws_version()
     fix = ("install AWS CLI v2: Debian 12/13 sudo apt-get install -y awscli; elsewhere the official bundle "
            "(https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html)")
     if rc == 127:
@@ -130,9 +172,23 @@ def s3fs(ctx: Context) -> Finding:
     return ok(out.splitlines()[0] if out else "s3fs")
 
 
+def _gnu_parallel(path: str) -> tuple[int, str]:
+    """GNU parallel is a Perl script naming itself and its version; moreutils' is a binary."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(65536)
+    except OSError:
+        head = b""
+    m = re.search(rb"\$Global::version\s*=\s*(\d+)", head)
+    if b"GNU Parallel" in head or b"GNU parallel" in head:
+        return 0, f"GNU parallel {m.group(1).decode() if m else ''}".strip()
+    return run_cmd(["parallel", "--version"])
+
+
 @check("L08", "local.gnu-parallel", "GNU parallel is installed (optional)", Severity.LOW)
 def gnu_parallel(ctx: Context) -> Finding:
-    rc, out = run_cmd(["parallel", "--version"])
+    path = shutil.which("parallel")
+    rc, out = (127, "") if path is None else _gnu_parallel(path)
     if rc == 127:
         return warn("parallel is not installed (optional: files/batches.sh needs it)",
                     PKG.format(deb="parallel", rpm="parallel"))

@@ -1,0 +1,93 @@
+"""Benchmark: the full `dcp-agent check` against a warm moto server, as ratios (not a timed test).
+
+1. median wall time of `dcp-agent check --json` (≥ 10 runs) ÷ median of `aws sts get-caller-identity`
+   (AWS CLI from PyPI, same endpoint) in the same run. Target ≤ 1.5.
+2. the same check with 50 ms added to every AWS request by a loopback proxy (real AWS is that far away):
+   wall time vs the sequential sum of the checks' own durations, and vs startup + 5 × 50 ms.
+
+Everything runs on 127.0.0.1. Usage: .venv/bin/python bench/agent_check.py [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.rig.moto_server import MotoServer  # noqa: E402
+from tests.rig.proxy import LatencyProxy  # noqa: E402
+from tests.rig.quota_stub import QuotaStub  # noqa: E402
+from tests.rig.seed import seed_healthy_account  # noqa: E402
+
+BIN = Path(sys.executable).parent
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
+    start = time.perf_counter()
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    took = time.perf_counter() - start
+    if p.returncode not in (0, 1):
+        raise SystemExit(f"{cmd[0]} failed: {p.stderr[-500:]}")
+    return took, p.stdout
+
+
+def median(cmd: list[str], env: dict[str, str], runs: int) -> float:
+    return statistics.median(timed(cmd, env)[0] for _ in range(runs))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=10)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, MotoServer() as moto, QuotaStub() as quotas:
+        acct = seed_healthy_account(moto.endpoint, Path(tmp) / "home", account_id="123456789012")
+        acct.extra_env["AWS_ENDPOINT_URL_SERVICE_QUOTAS"] = quotas.endpoint
+        env = acct.env()
+        env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"   # the venv's tools first, as on a node
+        check = [str(BIN / "dcp-agent"), "check", "--json"]
+        sts = [str(BIN / "aws"), "sts", "get-caller-identity", "--endpoint-url", moto.endpoint]
+        for _ in range(2):   # warm moto's lazy backends and the page cache
+            timed(check, env)
+            timed(sts, env)
+        agent_s = median(check, env, args.runs)
+        sts_s = median(sts, env, args.runs)
+        startup_s = median([str(BIN / "dcp-agent"), "check", "--json", "--only", "K01"], env, args.runs)
+        n_checks = len(json.loads(timed(check, env)[1])["checks"])
+
+        with LatencyProxy(moto.endpoint, latency_s=0.05) as proxy:
+            far = dict(env, AWS_ENDPOINT_URL=proxy.endpoint)
+            timed(check, far)
+            proxy.records.clear()
+            walls, sums = [], []
+            for _ in range(max(3, args.runs // 2)):
+                took, out = timed(check, far)
+                walls.append(took)
+                sums.append(sum(c["duration_ms"] for c in json.loads(out)["checks"]) / 1000)
+            calls = len(proxy.records) / len(walls)
+        far_wall, far_sum = statistics.median(walls), statistics.median(sums)
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"{time.strftime('%Y-%m-%d')}")
+    print(f"dcp-agent check ({n_checks} checks), warm moto:      median {agent_s * 1000:7.0f} ms")
+    print(f"aws sts get-caller-identity (CLI v1), same moto:  median {sts_s * 1000:7.0f} ms")
+    print(f"ratio check / get-caller-identity:                {agent_s / sts_s:7.2f}   (target ≤ 1.5)")
+    print(f"with 50 ms per AWS request ({calls:.0f} requests a run):")
+    print(f"  wall time                                       {far_wall * 1000:7.0f} ms")
+    print(f"  sequential sum of the checks' durations         {far_sum * 1000:7.0f} ms  "
+          f"(wall is {far_sum / far_wall:.1f}× faster)")
+    print(f"  startup (no AWS call)                           {startup_s * 1000:7.0f} ms")
+    print(f"  wall ÷ (startup + 5 × 50 ms)                    {far_wall / (startup_s + 0.25):7.2f}   (target ≤ 1.0)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
