@@ -23,10 +23,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.rig.moto_server import MotoServer  # noqa: E402
-from tests.rig.proxy import LatencyProxy  # noqa: E402
-from tests.rig.quota_stub import QuotaStub  # noqa: E402
-from tests.rig.seed import seed_healthy_account  # noqa: E402
+from tests.rig.moto_server import MotoServer
+from tests.rig.proxy import LatencyProxy
+from tests.rig.quota_stub import QuotaStub
+from tests.rig.seed import seed_healthy_account
 
 BIN = Path(sys.executable).parent
 
