@@ -55,6 +55,8 @@ demo: setup
 
 bench: setup
 	$(PY) bench/agent_check.py
+	$(PY) bench/login.py
+	$(PY) bench/bootstrap.py
 
 clean:
 	rm -rf build dist *.egg-info $(STAMP) .mypy_cache .ruff_cache .pytest_cache packer/build

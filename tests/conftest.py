@@ -19,6 +19,7 @@ import pytest
 from tests.rig import netguard
 from tests.rig.dcprepo import GitDaemon, make_dcp_repo
 from tests.rig.moto_server import MotoServer
+from tests.rig.nodes import bootstrap_layer
 from tests.rig.quota_stub import DEFAULT_QUOTAS, QuotaStub
 from tests.rig.sandbox import Sandbox, can_sandbox, ensure_base, keypair
 from tests.rig.seed import DcpAccount, seed_healthy_account
@@ -97,12 +98,6 @@ def dcp_git(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitDaemon]:
         yield daemon
 
 
-def run_bootstrap(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """The real command (`python -m bootstrap`, what `invoke bootstrap` runs)."""
-    return subprocess.run([sys.executable, "-m", "bootstrap", *args], capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL, check=False, cwd=ROOT)
-
-
 def host_suite(box: Sandbox, key: Path, user: str = "root") -> subprocess.CompletedProcess[str]:
     """The testinfra host suite (tests/host) against a sandbox, as a user would run it against any node."""
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT / "tests/host"),
@@ -114,12 +109,7 @@ def host_suite(box: Sandbox, key: Path, user: str = "root") -> subprocess.Comple
 def node_layer(sandbox_key: Path, dcp_git: GitDaemon, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh Debian 12 sandbox bootstrapped as root by the real command, kept as an overlay layer so
     that later tests start from a control node in ~0.1 s instead of bootstrapping again."""
-    work = tmp_path_factory.mktemp("node")
-    with Sandbox(work / "box", sandbox_key) as box:
-        p = run_bootstrap(box.target(), "-i", str(sandbox_key), "--repo-url", dcp_git.url(),
-                          "--log-dir", str(work / "logs"))
-        assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
-        return box.snapshot(work / "layer")
+    return bootstrap_layer(tmp_path_factory.mktemp("node"), sandbox_key, dcp_git.url())
 
 
 @pytest.fixture

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, host_suite, run_bootstrap
+from tests.conftest import ROOT, host_suite
 from tests.rig.dcprepo import GitDaemon
+from tests.rig.nodes import run_bootstrap
 from tests.rig.ports import free_port
 from tests.rig.sandbox import Sandbox
 

@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print ratios (make bench). Not tests."""
