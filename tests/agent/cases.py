@@ -61,12 +61,10 @@ class Case:
 
 
 def py(version: str = "3.11.7", *, pip: bool = True, boto3: bool = True) -> str:
-    """A stand-in interpreter answering the agent's three probes (version, pip, boto3 import)."""
-    return (f'case "$1 $2" in\n'
-            f'  "-c "*boto3*) {"echo 1.40.0 1.40.0" if boto3 else "exit 1"};;\n'
-            f'  "-c "*) echo {version};;\n'
-            f'  "-m pip") {"echo pip 24.0 from x; exit 0" if pip else "exit 1"};;\n'
-            f'esac')
+    """A stand-in interpreter answering the agent's probe (version, pip, boto3) as a real one would."""
+    return (f'echo {version}\n'
+            f'echo {"pip 24.0" if pip else "nopip"}\n'
+            f'echo {"boto3 1.40.0 1.40.0" if boto3 else "noboto3 ModuleNotFoundError"}')
 
 
 def set_setting(a: DcpAccount, key: str, value: str | None) -> None:
