@@ -1,0 +1,211 @@
+# A Distributed-CellProfiler control-node AMI. Built by `invoke build-ami`, which stages the recipe's files,
+# renders the recipe (bootstrap/recipe.py, the same one `invoke bootstrap` runs) and passes their paths.
+# Lines marked "compat:modern-only" need Packer >= 1.7 with the amazon plugin; `invoke build-ami` drops
+# them for Debian's Packer 1.6.6 and applies the AMI's IMDSv2 marking with boto3 after the build instead.
+
+packer {
+  required_version = ">= 1.6.0"
+}
+
+variable "region" {
+  type        = string
+  description = "AWS region to build in, e.g. us-east-1 (a region, not an availability zone)."
+  validation {
+    condition     = length(var.region) >= 9 && length(split("-", var.region)) >= 3 && contains(["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"], substr(var.region, -1, 1))
+    error_message = "The region must look like us-east-1: a region, not an availability zone such as us-east-1a."
+  }
+}
+
+variable "instance_type" {
+  type        = string
+  default     = "t3.small"
+  description = "Instance type of the temporary build instance."
+  validation {
+    condition     = length(var.instance_type) >= 4 && length(split(".", var.instance_type)) == 2
+    error_message = "The instance type must look like t3.small."
+  }
+}
+
+variable "source_ami_name" {
+  type        = string
+  default     = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*"
+  description = "Name filter of the base AMI (default: Ubuntu 24.04 LTS)."
+}
+
+variable "source_ami_owner" {
+  type        = string
+  default     = "099720109477"
+  description = "Owner of the base AMI (default: Canonical)."
+  validation {
+    condition     = length(var.source_ami_owner) == 12 || contains(["amazon", "self", "aws-marketplace"], var.source_ami_owner)
+    error_message = "The AMI owner must be a 12-digit account id, amazon, self or aws-marketplace."
+  }
+}
+
+variable "subnet_id" {
+  type        = string
+  default     = ""
+  description = "Subnet for the build instance (empty: the default VPC). It needs a route to the internet."
+}
+
+variable "security_group_id" {
+  type        = string
+  default     = ""
+  description = "Security group allowing SSH from here (empty: Packer makes a temporary one)."
+}
+
+variable "ssh_username" {
+  type        = string
+  default     = "ubuntu"
+  description = "Login user of the base AMI; it also owns the DCP clone in the image."
+}
+
+variable "ssh_host" {
+  type        = string
+  default     = ""
+  description = "Address to SSH to (empty: the instance's). Tests pin it to 127.0.0.1."
+}
+
+variable "ssh_port" {
+  type        = number
+  default     = 22
+  description = "SSH port."
+}
+
+variable "ssh_keypair_name" {
+  type        = string
+  default     = ""
+  description = "Existing key pair to launch with (empty: a temporary one)."
+}
+
+variable "ssh_private_key_file" {
+  type        = string
+  default     = ""
+  description = "Private key of ssh_keypair_name."
+}
+
+variable "custom_endpoint_ec2" {
+  type        = string
+  default     = ""
+  description = "EC2 endpoint override (an emulator); empty for AWS."
+}
+
+variable "ami_name_prefix" {
+  type        = string
+  default     = "dcp-control-node"
+  description = "The AMI is named <prefix>-<UTC timestamp>."
+  validation {
+    condition     = length(var.ami_name_prefix) >= 3 && length(var.ami_name_prefix) <= 100
+    error_message = "The AMI name prefix must be 3 to 100 characters."
+  }
+}
+
+variable "kms_key_id" {
+  type        = string
+  default     = ""
+  description = "KMS key for the encrypted root volume (empty: the account's default EBS key)."
+}
+
+variable "tags" {
+  type        = map(string)
+  default     = {}
+  description = "Tags for the AMI and its snapshots (build-ami adds version, commit and recipe hash)."
+}
+
+variable "stage_dir" {
+  type        = string
+  description = "Folder of staged files (agent wheel, settings, login hook), made by build-ami."
+}
+
+variable "recipe_script" {
+  type        = string
+  description = "The rendered recipe (bootstrap/recipe.py), made by build-ami."
+}
+
+variable "scripts_dir" {
+  type        = string
+  description = "This folder's scripts/ (cleanup and validation)."
+}
+
+variable "node_manifest" {
+  type        = string
+  description = "Where to download the node's manifest (installed versions) to."
+}
+
+variable "packer_manifest" {
+  type        = string
+  description = "Where Packer writes its manifest (the AMI id is read from it)."
+}
+
+source "amazon-ebs" "control-node" {
+  region               = var.region
+  instance_type        = var.instance_type
+  subnet_id            = var.subnet_id
+  security_group_id    = var.security_group_id
+  custom_endpoint_ec2  = var.custom_endpoint_ec2
+  ami_name             = "${var.ami_name_prefix}-${formatdate("YYYYMMDD-hhmmss", timestamp())}"
+  ami_description      = "Distributed-CellProfiler control node (dcp-control-node)"
+  encrypt_boot         = true
+  kms_key_id           = var.kms_key_id
+  communicator         = "ssh"
+  ssh_username         = var.ssh_username
+  ssh_host             = var.ssh_host
+  ssh_port             = var.ssh_port
+  ssh_keypair_name     = var.ssh_keypair_name
+  ssh_private_key_file = var.ssh_private_key_file
+  ssh_timeout          = "10m"
+  tags                 = var.tags
+  snapshot_tags        = var.tags
+  run_tags             = { Name = "packer dcp-control-node build" }
+
+  source_ami_filter {
+    filters = {
+      name                = var.source_ami_name
+      virtualization-type = "hvm"
+      root-device-type    = "ebs"
+    }
+    owners      = [var.source_ami_owner]
+    most_recent = true
+  }
+
+  metadata_options {                         # compat:modern-only
+    http_endpoint               = "enabled"  # compat:modern-only
+    http_tokens                 = "required" # compat:modern-only
+    http_put_response_hop_limit = 1          # compat:modern-only
+  }                                          # compat:modern-only
+  imds_support = "v2.0"                      # compat:modern-only
+}
+
+build {
+  sources = ["source.amazon-ebs.control-node"]
+
+  provisioner "shell" {
+    inline = ["sudo mkdir -p /var/tmp/dcp-stage", "sudo chown \"$(id -un)\" /var/tmp/dcp-stage", "sudo chmod 700 /var/tmp/dcp-stage"]
+  }
+
+  provisioner "file" {
+    source      = "${var.stage_dir}/"
+    destination = "/var/tmp/dcp-stage"
+  }
+
+  provisioner "shell" {
+    script          = var.recipe_script
+    execute_command = "chmod +x {{ .Path }}; sudo -E bash '{{ .Path }}'"
+  }
+
+  provisioner "file" {
+    direction   = "download"
+    source      = "/etc/dcp-control-node/manifest.json"
+    destination = var.node_manifest
+  }
+
+  provisioner "shell" {
+    scripts         = ["${var.scripts_dir}/cleanup.sh", "${var.scripts_dir}/validate.sh"]
+    execute_command = "chmod +x {{ .Path }}; sudo -E bash '{{ .Path }}'"
+  }
+
+  post-processor "manifest" {
+    output     = var.packer_manifest
+    strip_path = true
+  }
+}
