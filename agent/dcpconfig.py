@@ -72,7 +72,11 @@ def _eval(node: ast.expr, names: dict[str, Any]) -> Any:
         return {_eval(k, names): _eval(v, names) for k, v in zip(node.keys, node.values, strict=True)
                 if k is not None}
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-        return _UNARY[type(node.op)](_eval(node.operand, names))
+        operand = _eval(node.operand, names)
+        try:
+            return _UNARY[type(node.op)](operand)
+        except (TypeError, ValueError, OverflowError) as e:
+            raise Unsupported(f"{e.__class__.__name__}: {e}") from None
     if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
         left, right = _eval(node.left, names), _eval(node.right, names)
         if isinstance(node.op, ast.Pow) and (not isinstance(right, int | float) or abs(right) > 64):
@@ -179,6 +183,8 @@ def parse(source: str, path: Path | None = None) -> DcpConfig:
                 _assign(names, target, UNKNOWN, line, [])
         except RecursionError:
             cfg.problems.append(f"line {line}: expression too deeply nested")
+        except (TypeError, ValueError, OverflowError, ArithmeticError, MemoryError) as e:  # a last line of defence
+            cfg.problems.append(f"line {line}: {e.__class__.__name__}")
     for name, default in BACKFILLED.items():
         names.setdefault(name, default)
     if "SOURCE_BUCKET" not in names and "AWS_BUCKET" in names:

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from tests.rig import netguard
 from tests.rig.dcprepo import GitDaemon, make_dcp_repo
@@ -27,6 +28,12 @@ from tests.rig.seed import DcpAccount, seed_healthy_account
 ROOT = Path(__file__).resolve().parent.parent
 RIG = Path(__file__).resolve().parent / "rig"
 _GUARD_LOG = Path(tempfile.gettempdir()) / f"dcp-netguard-{os.getpid()}.log"
+
+
+# CI runs the same examples every time (a failure found locally is kept in .hypothesis/ for replay).
+hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 
 def pytest_configure(config: pytest.Config) -> None:
