@@ -14,8 +14,12 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
+
+from tests.rig.dcprepo import GitDaemon, make_dcp_repo
 from tests.rig.moto_server import MotoServer
 from tests.rig.quota_stub import QuotaStub
+from tests.rig.sandbox import Sandbox, can_sandbox, ensure_base, keypair
 from tests.rig.seed import FLEET_ROLE, DcpAccount, seed_healthy_account, trust_policy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,6 +55,48 @@ def emulator(workdir: Path) -> Iterator[tuple[MotoServer, QuotaStub]]:
         yield moto, quotas
 
 
+def hosts_part(work: Path, moto: MotoServer) -> None:
+    """Bootstrap a sandbox host with `invoke bootstrap`, then bake an AMI into the emulator with Packer."""
+    invoke = str(Path(sys.executable).parent / "invoke")
+    step("Preparing throwaway Debian 12 hosts (sshd sandboxes on 127.0.0.1; the first time takes ~30 s)")
+    ensure_base()
+    key = keypair(work)
+    make_dcp_repo(work / "git")
+    with GitDaemon(work / "git") as git, Sandbox(work / "node", key, hostname="dcp-node") as node:
+        print(f"    host {node.target()}; Distributed-CellProfiler served from {git.url()}")
+        step(f"invoke bootstrap {node.target()}: the recipe over SSH (Fabric)")
+        subprocess.run([invoke, "bootstrap", node.target(), "-i", str(key), "--repo-url", git.url(),
+                        "--log-dir", str(work / "logs")], check=False, cwd=ROOT)
+        step("The same command again: nothing left to change")
+        subprocess.run([invoke, "bootstrap", node.target(), "-i", str(key), "--repo-url", git.url(),
+                        "--log-dir", str(work / "logs")], check=False, cwd=ROOT)
+        step("dcp-agent on the new control node (local checks)")
+        subprocess.run(["ssh", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                        "-o", "LogLevel=ERROR", "-i", str(key), "-p", str(node.port), "root@127.0.0.1",
+                        "dcp-agent check --only L"], check=False)
+        with Sandbox(work / "builder", key, hostname="ami-builder") as builder:
+            ec2 = boto3.client("ec2", endpoint_url=moto.endpoint, region_name="us-east-1",
+                               aws_access_key_id="testing", aws_secret_access_key="testing")
+            ec2.import_key_pair(KeyName="dcp-build", PublicKeyMaterial=Path(f"{key}.pub").read_bytes())
+            step("invoke build-ami: Packer's amazon-ebs builder against the emulator; SSH pinned to 127.0.0.1")
+            env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+            env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_EC2_METADATA_DISABLED="true",
+                       AWS_DEFAULT_REGION="us-east-1")
+            p = subprocess.run([invoke, "build-ami", "--region", "us-east-1", "--endpoint", moto.endpoint,
+                                "--ssh-host", "127.0.0.1", "--ssh-port", str(builder.port), "--ssh-username", "root",
+                                "--ssh-keypair-name", "dcp-build", "--ssh-private-key-file", str(key),
+                                "--source-ami-name", "ubuntu/images/hvm-ssd/ubuntu-xenial-16.04-amd64-server-*",
+                                "--repo-url", git.url()], env=env, cwd=ROOT, check=False, capture_output=True, text=True)
+            lines = p.stdout.strip().splitlines()
+            print("    " + "\n    ".join(lines[-3:]) if lines else p.stderr)
+            if p.returncode == 0:
+                ami = lines[-1]
+                image = ec2.describe_images(ImageIds=[ami])["Images"][0]
+                print(f"    {ami} is {image['State']} in the emulator, tagged:")
+                for tag in sorted(image.get("Tags", []), key=lambda t: t["Key"]):
+                    print(f"      {tag['Key']} = {tag['Value']}")
+
+
 def main() -> int:
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
     with tempfile.TemporaryDirectory(prefix="dcp-demo-") as tmp:
@@ -75,7 +121,12 @@ def main() -> int:
             out = subprocess.run([str(Path(sys.executable).parent / "dcp-agent"), "check", "--json"],
                                  env=acct.env(), capture_output=True, text=True, check=False).stdout
             print("    " + json.dumps(json.loads(out)["summary"]))
-        step("Stopped the emulator; nothing left running")
+            reason = can_sandbox()
+            if reason:
+                step(f"Skipping the host part: {reason}")
+            else:
+                hosts_part(work, moto)
+        step("Stopped the emulator and every sandbox; nothing left running")
     return 0
 
 
