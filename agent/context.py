@@ -139,21 +139,23 @@ class Context:
         return self.session_region or "us-east-1"
 
     def client(self, service: str, region: str | None = None, *, session: str = "operator",
-               unsigned: bool = False) -> Any:
+               unsigned: bool = False, retries: int | None = None) -> Any:
         from botocore.config import Config
 
         region = region or self.region
-        key = (service, region, session + (":unsigned" if unsigned else ""))
+        key = (service, region, session + (":unsigned" if unsigned else "") + (f":r{retries}" if retries else ""))
         with self._client_lock:
             if key not in self._clients:
                 sess = self.operator_session() if session == "operator" else self.config_session()
                 extra: dict[str, Any] = {}
+                if retries:
+                    extra["retries"] = {"mode": "standard", "max_attempts": retries}
                 if unsigned:
                     from botocore import UNSIGNED
 
                     extra["signature_version"] = UNSIGNED
                 self._clients[key] = sess.client(service, region_name=region,
-                                                 config=Config(**BOTO_CONFIG, **extra))
+                                                 config=Config(**{**BOTO_CONFIG, **extra}))
             return self._clients[key]
 
     # -- answers several checks need ---------------------------------------------------------------
@@ -210,6 +212,13 @@ class Context:
 
         def call() -> dict[str, dict[str, Any]]:
             ec2 = self.client("ec2")
+            if not ids:
+                return {}
+            try:  # one call when every id exists; one by one only to tell which does not
+                return {s["SubnetId"]: s for s in ec2.describe_subnets(SubnetIds=ids)["Subnets"]}
+            except Exception as e:
+                if "InvalidSubnetID" not in str(e):
+                    raise
             found: dict[str, dict[str, Any]] = {}
             for sid in ids:
                 try:
@@ -227,6 +236,13 @@ class Context:
 
         def call() -> dict[str, dict[str, Any]]:
             ec2 = self.client("ec2")
+            if not ids:
+                return {}
+            try:
+                return {g["GroupId"]: g for g in ec2.describe_security_groups(GroupIds=ids)["SecurityGroups"]}
+            except Exception as e:
+                if "InvalidGroup" not in str(e):
+                    raise
             found: dict[str, dict[str, Any]] = {}
             for gid in ids:
                 try:
@@ -244,6 +260,13 @@ class Context:
 
         def call() -> dict[str, dict[str, Any]]:
             ec2 = self.client("ec2")
+            if not ids:
+                return {}
+            try:
+                return {i["ImageId"]: i for i in ec2.describe_images(ImageIds=ids, IncludeDeprecated=True)["Images"]}
+            except Exception as e:
+                if "InvalidAMIID" not in str(e):
+                    raise
             found: dict[str, dict[str, Any]] = {}
             for iid in ids:
                 try:

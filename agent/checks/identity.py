@@ -50,7 +50,13 @@ def clock_skew(ctx: Context) -> Finding:
     header = ctx.identity().get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
     if not header:
         raise Skip("AWS sent no Date header")
-    skew = abs((datetime.now(UTC) - parsedate_to_datetime(header)).total_seconds())
+    try:
+        when = parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        raise Skip(f"AWS sent an unreadable Date header ({header[:40]!r})") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    skew = abs((datetime.now(UTC) - when).total_seconds())
     fix = "sudo systemctl enable --now systemd-timesyncd   (Amazon Linux: chronyd)"
     if skew >= 15 * 60:
         return fail(f"the clock is {skew / 60:.0f} min off AWS; SigV4 requests are rejected", fix)

@@ -72,7 +72,7 @@ class LatencyProxy:
                 resp = conn.getresponse()
                 data = resp.read()
                 conn.close()
-                self.send_response(resp.status, resp.reason)
+                self.send_response_only(resp.status, resp.reason)   # upstream's own Date and Server pass through
                 overrides = {k.lower(): (k, v) for k, v in proxy.header_overrides.items()}
                 for k, v in resp.getheaders():
                     if k.lower() not in _HOP_BY_HOP and k.lower() != "content-length" and k.lower() not in overrides:
