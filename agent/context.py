@@ -206,80 +206,45 @@ class Context:
             return list(value)
         return []
 
-    def subnets(self) -> dict[str, dict[str, Any]]:
-        assert self.fleet is not None
-        ids = self.fleet.subnets()
+    def _describe(self, key: str, ids: list[str], *, method: str, id_param: str, result: str, id_field: str,
+                  not_found: str, **extra: Any) -> dict[str, dict[str, Any]]:
+        """EC2 describe-by-id, once per run: one call when every id exists, then one by one only to tell
+        which do not (an unknown id fails the whole batch). Unknown ids are simply absent."""
 
         def call() -> dict[str, dict[str, Any]]:
-            ec2 = self.client("ec2")
             if not ids:
-                return {}
-            try:  # one call when every id exists; one by one only to tell which does not
-                return {s["SubnetId"]: s for s in ec2.describe_subnets(SubnetIds=ids)["Subnets"]}
+                return {}   # an empty id list would describe everything in the region
+            describe = getattr(self.client("ec2"), method)
+            try:
+                return {r[id_field]: r for r in describe(**{id_param: ids}, **extra)[result]}
             except Exception as e:
-                if "InvalidSubnetID" not in str(e):
+                if not_found not in str(e):
                     raise
             found: dict[str, dict[str, Any]] = {}
-            for sid in ids:
+            for one in ids:
                 try:
-                    found[sid] = ec2.describe_subnets(SubnetIds=[sid])["Subnets"][0]
+                    found.update({r[id_field]: r for r in describe(**{id_param: [one]}, **extra)[result]})
                 except Exception as e:
-                    if "InvalidSubnetID" not in str(e):
+                    if not_found not in str(e):
                         raise
             return found
 
-        return self.memo("subnets", call)
+        return self.memo(key, call)
+
+    def subnets(self) -> dict[str, dict[str, Any]]:
+        assert self.fleet is not None
+        return self._describe("subnets", self.fleet.subnets(), method="describe_subnets", id_param="SubnetIds",
+                              result="Subnets", id_field="SubnetId", not_found="InvalidSubnetID")
 
     def security_groups(self) -> dict[str, dict[str, Any]]:
         assert self.fleet is not None
-        ids = self.fleet.security_groups()
-
-        def call() -> dict[str, dict[str, Any]]:
-            ec2 = self.client("ec2")
-            if not ids:
-                return {}
-            try:
-                return {g["GroupId"]: g for g in ec2.describe_security_groups(GroupIds=ids)["SecurityGroups"]}
-            except Exception as e:
-                if "InvalidGroup" not in str(e):
-                    raise
-            found: dict[str, dict[str, Any]] = {}
-            for gid in ids:
-                try:
-                    found[gid] = ec2.describe_security_groups(GroupIds=[gid])["SecurityGroups"][0]
-                except Exception as e:
-                    if "InvalidGroup" not in str(e):
-                        raise
-            return found
-
-        return self.memo("sgs", call)
+        return self._describe("sgs", self.fleet.security_groups(), method="describe_security_groups",
+                              id_param="GroupIds", result="SecurityGroups", id_field="GroupId", not_found="InvalidGroup")
 
     def images(self) -> dict[str, dict[str, Any]]:
         assert self.fleet is not None
-        ids = self.fleet.image_ids()
-
-        def call() -> dict[str, dict[str, Any]]:
-            ec2 = self.client("ec2")
-            if not ids:
-                return {}
-            try:
-                return {i["ImageId"]: i for i in ec2.describe_images(ImageIds=ids, IncludeDeprecated=True)["Images"]}
-            except Exception as e:
-                if "InvalidAMIID" not in str(e):
-                    raise
-            found: dict[str, dict[str, Any]] = {}
-            for iid in ids:
-                try:
-                    imgs = ec2.describe_images(ImageIds=[iid], IncludeDeprecated=True)["Images"]
-                except Exception as e:
-                    if "InvalidAMIID" not in str(e):
-                        raise
-                    continue
-                if imgs:
-                    found[iid] = imgs[0]
-            return found
-
-        return self.memo("images", call)
+        return self._describe("images", self.fleet.image_ids(), method="describe_images", id_param="ImageIds",
+                              result="Images", id_field="ImageId", not_found="InvalidAMIID", IncludeDeprecated=True)
 
     def buckets(self) -> dict[str, str]:
         """The buckets config.py names: role -> bucket name (valid-looking names only)."""

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import pytest
 from tests.conftest import ROOT, host_suite
 from tests.rig.dcprepo import GitDaemon
 from tests.rig.nodes import run_bootstrap
-from tests.rig.ports import free_port
+from tests.rig.ports import SilentListener, free_port
 from tests.rig.sandbox import Sandbox
 
 pytestmark = pytest.mark.sandbox
@@ -115,30 +113,12 @@ def test_unsupported_os_is_refused_before_any_change(sandbox: Sandbox, sandbox_k
 
 def test_silent_host_times_out_with_the_reason(tmp_path: Path, sandbox_key: Path) -> None:
     """A loopback listener that accepts and never answers: the timeout path, on 127.0.0.1 only."""
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(8)
-        port = server.getsockname()[1]
-        held: list[socket.socket] = []
-        stop = threading.Event()
-
-        def accept() -> None:
-            server.settimeout(0.2)
-            while not stop.is_set():
-                try:
-                    held.append(server.accept()[0])
-                except OSError:
-                    continue
-
-        t = threading.Thread(target=accept, daemon=True)
-        t.start()
+    with SilentListener() as listener:
+        port = listener.port
         start = time.monotonic()
         p = run_bootstrap(f"root@127.0.0.1:{port}", "-i", str(sandbox_key), "--connect-timeout", "2",
                           "--log-dir", str(tmp_path / "logs"))
         took = time.monotonic() - start
-        stop.set()
-        for c in held:
-            c.close()
     assert p.returncode == 1
     assert f"root@127.0.0.1:{port}: failed: cannot connect to 127.0.0.1:{port}" in p.stdout
     assert "timeout 2 s" in p.stdout

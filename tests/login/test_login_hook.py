@@ -4,7 +4,6 @@ never holding the session, one refresh at a time, and easy to turn off."""
 from __future__ import annotations
 
 import hashlib
-import socket
 import subprocess
 import threading
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.rig.moto_server import MotoServer
+from tests.rig.ports import SilentListener
 from tests.rig.sandbox import Sandbox
 
 pytestmark = pytest.mark.sandbox
@@ -62,27 +62,9 @@ def wait_for(cond: Callable[[], bool], timeout: float) -> bool:
 
 @pytest.fixture
 def hanging() -> Iterator[str]:
-    """A loopback port that accepts connections and never answers."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except OSError:
-                continue
-
-    threading.Thread(target=accept, daemon=True).start()
-    yield f"http://127.0.0.1:{server.getsockname()[1]}"
-    stop.set()
-    for c in held:
-        c.close()
-    server.close()
+    """An AWS endpoint on loopback that accepts connections and never answers."""
+    with SilentListener() as listener:
+        yield listener.url
 
 
 def test_first_login_says_checking_then_later_logins_show_the_summary(node: Sandbox, sandbox_key: Path,
