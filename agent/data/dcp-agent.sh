@@ -31,8 +31,14 @@ _dcp_agent_login() {
         echo "dcp-agent: checking this node and your AWS account in the background; 'dcp-agent check' shows it all"
     fi
     if [ "$_dcp_age" -gt "$_dcp_ttl" ]; then
-        ( setsid timeout -k 5 "${DCP_AGENT_LOGIN_TIMEOUT:-45}" dcp-agent login --refresh \
-            </dev/null >/dev/null 2>&1 & ) </dev/null >/dev/null 2>&1
+        # While a refresh runs, its spawn lock is held: later logins start nothing (not even Python).
+        if [ -d "$_dcp_dir" ] && command -v flock >/dev/null 2>&1; then
+            ( setsid flock -n "$_dcp_dir/spawn.lock" timeout -k 5 "${DCP_AGENT_LOGIN_TIMEOUT:-45}" \
+                dcp-agent login --refresh </dev/null >/dev/null 2>&1 & ) </dev/null >/dev/null 2>&1
+        else
+            ( setsid timeout -k 5 "${DCP_AGENT_LOGIN_TIMEOUT:-45}" dcp-agent login --refresh \
+                </dev/null >/dev/null 2>&1 & ) </dev/null >/dev/null 2>&1
+        fi
     fi
     return 0
 }
