@@ -45,6 +45,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "DCP_NETGUARD_LOG": str(_GUARD_LOG),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(RIG / "sitecustomize"), os.environ.get("PYTHONPATH")])),
         "NO_COLOR": "1",
+        "CHECKPOINT_DISABLE": "1",                 # Packer's version check would leave the machine
     }
     for key in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION"):
         os.environ.pop(key, None)
