@@ -57,6 +57,7 @@ bench: setup
 	$(PY) bench/agent_check.py
 	$(PY) bench/login.py
 	$(PY) bench/bootstrap.py
+	$(PY) bench/build_ami.py
 
 clean:
 	rm -rf build dist *.egg-info $(STAMP) .mypy_cache .ruff_cache .pytest_cache packer/build

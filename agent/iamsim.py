@@ -113,10 +113,15 @@ def policy_documents(ctx: Context, arn: str) -> list[dict[str, Any]]:
             for pn in iam.list_role_policies(RoleName=name)["PolicyNames"]:
                 docs.append(_doc(iam.get_role_policy(RoleName=name, PolicyName=pn)["PolicyDocument"]))
         elif kind == "user":
-            docs += managed_all([p["PolicyArn"] for p in iam.list_attached_user_policies(UserName=name)["AttachedPolicies"]])
-            for pn in iam.list_user_policies(UserName=name)["PolicyNames"]:
-                docs.append(_doc(iam.get_user_policy(UserName=name, PolicyName=pn)["PolicyDocument"]))
-            for g in iam.list_groups_for_user(UserName=name)["Groups"]:
+            with ThreadPoolExecutor(max_workers=3) as pool:   # three independent lists, side by side
+                attached = pool.submit(iam.list_attached_user_policies, UserName=name)
+                inline = pool.submit(iam.list_user_policies, UserName=name)
+                groups = pool.submit(iam.list_groups_for_user, UserName=name)
+                docs += managed_all([p["PolicyArn"] for p in attached.result()["AttachedPolicies"]])
+                for pn in inline.result()["PolicyNames"]:
+                    docs.append(_doc(iam.get_user_policy(UserName=name, PolicyName=pn)["PolicyDocument"]))
+                group_list = groups.result()["Groups"]
+            for g in group_list:
                 gname = g["GroupName"]
                 docs += managed_all([p["PolicyArn"] for p in iam.list_attached_group_policies(GroupName=gname)["AttachedPolicies"]])
                 for pn in iam.list_group_policies(GroupName=gname)["PolicyNames"]:

@@ -29,9 +29,13 @@ if pip:
     print("pip", version("pip"))
 else:
     print("nopip")
+# Found and installed, read from metadata: importing boto3 here would cost ~200 ms of CPU at every run.
 try:
-    import boto3, botocore
-    print("boto3", boto3.__version__, botocore.__version__)
+    from importlib.metadata import version
+    if importlib.util.find_spec("boto3") and importlib.util.find_spec("botocore"):
+        print("boto3", version("boto3"), version("botocore"))
+    else:
+        print("noboto3 missing")
 except Exception as e:
     print("noboto3", type(e).__name__)
 """

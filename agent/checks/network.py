@@ -103,13 +103,17 @@ def sg_ssh(ctx: Context) -> Finding:
 
 
 def _route_table(ctx: Context, subnet: dict[str, Any]) -> dict[str, Any] | None:
-    ec2 = ctx.client("ec2")
-    tables = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": [subnet["SubnetId"]]}])
-    if tables["RouteTables"]:
-        return dict(tables["RouteTables"][0])
-    main = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [subnet["VpcId"]]},
-                                              {"Name": "association.main", "Values": ["true"]}])
-    return dict(main["RouteTables"][0]) if main["RouteTables"] else None
+    """The subnet's own route table, else its VPC's main one (all of the VPC's tables in one call)."""
+    vpc = subnet["VpcId"]
+    tables = ctx.memo(f"route-tables:{vpc}", lambda: ctx.client("ec2").describe_route_tables(
+        Filters=[{"Name": "vpc-id", "Values": [vpc]}])["RouteTables"])
+    for table in tables:
+        if any(a.get("SubnetId") == subnet["SubnetId"] for a in table.get("Associations", [])):
+            return dict(table)
+    for table in tables:
+        if any(a.get("Main") for a in table.get("Associations", [])):
+            return dict(table)
+    return None
 
 
 @check("N05", "ec2.worker-internet-path", "Workers can reach the internet (public IP + IGW, or NAT)",
