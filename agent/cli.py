@@ -73,15 +73,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         only = resolve(args.only) if args.only else []
         skipped = {c.id for c in resolve(args.skip)} if args.skip else set()
         enabled = {c.id for c in resolve(s.enable)} if s.enable else set()
-        unknown = [k for k in s.suppress if k not in REGISTRY and not resolve([k])]
+        # A suppression may name a code or a group; store it under each check id it covers.
+        by_id = {c.id: reason for key, reason in s.suppress.items() for c in resolve([key])}
     except ValueError as e:
         raise UsageError(str(e)) from None
-    if unknown:
-        raise UsageError(f"cannot suppress unknown check {unknown[0]!r}")
-    for key in list(s.suppress):  # a suppression may name a code; store it under the id
-        if key not in REGISTRY:
-            for c in resolve([key]):
-                s.suppress.setdefault(c.id, s.suppress[key])
+    s.suppress = {**by_id, **{k: v for k, v in s.suppress.items() if k in REGISTRY}}
     selected = with_needs(only) if only else [c for c in all_checks() if not c.opt_in or c.id in enabled]
     selected = [c for c in selected if c.id not in skipped]
     ctx = Context(s, config=args.config, fleet=args.fleet, job=args.job)

@@ -8,7 +8,6 @@ API answer share one call.
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 from collections.abc import Callable
@@ -177,28 +176,10 @@ class Context:
         return str(self.identity()["Arn"]).split(":")[1]
 
     def instance_types(self, types: list[str]) -> dict[str, dict[str, Any]]:
-        key = "itypes:" + ",".join(sorted(types))
-
-        def call() -> dict[str, dict[str, Any]]:
-            ec2 = self.client("ec2")
-            found: dict[str, dict[str, Any]] = {}
-            valid = [t for t in types if isinstance(t, str)]
-            try:
-                for t in ec2.describe_instance_types(InstanceTypes=valid)["InstanceTypes"]:
-                    found[t["InstanceType"]] = t
-            except Exception as e:
-                if "InvalidInstanceType" not in str(e):
-                    raise
-                for name in valid:
-                    try:
-                        found.update({t["InstanceType"]: t for t in ec2.describe_instance_types(
-                            InstanceTypes=[name])["InstanceTypes"]})
-                    except Exception as e2:
-                        if "InvalidInstanceType" not in str(e2):
-                            raise
-            return found
-
-        return self.memo(key, call)
+        valid = [t for t in types if isinstance(t, str)]
+        return self._describe("itypes:" + ",".join(sorted(valid)), valid, method="describe_instance_types",
+                              id_param="InstanceTypes", result="InstanceTypes", id_field="InstanceType",
+                              not_found="InvalidInstanceType")
 
     def machine_types(self) -> list[str]:
         value = self.config.get("MACHINE_TYPE")
@@ -255,5 +236,3 @@ class Context:
                 out[role] = value
         return out
 
-    def env(self, name: str) -> str | None:
-        return os.environ.get(name)

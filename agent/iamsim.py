@@ -149,8 +149,7 @@ def _api_works(ctx: Context, arn: str) -> bool:
 
 def simulate(ctx: Context, arn: str, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], bool]:
     """Whether ``arn`` may perform each (action, resource)."""
-    use_api = [ctx.memo(f"simulate:api:{arn}", lambda: _api_works(ctx, arn))]
-    if use_api[0]:
+    if ctx.memo(f"simulate:api:{arn}", lambda: _api_works(ctx, arn)):
         try:
             iam = ctx.client("iam")
             out: dict[tuple[str, str], bool] = {}
@@ -168,8 +167,7 @@ def simulate(ctx: Context, arn: str, pairs: list[tuple[str, str]]) -> dict[tuple
             status = str(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
             if code not in _UNSUPPORTED_CODES and status != "500" and "AccessDenied" not in code:
                 raise
-            use_api[0] = False
         except (BotoCoreError, ResponseParserError):  # an endpoint that answers with something that is not the IAM API
-            use_api[0] = False
+            pass
     docs = policy_documents(ctx, arn)
     return {(a, r): evaluate(docs, a, r) for a, r in pairs}

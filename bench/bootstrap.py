@@ -6,8 +6,6 @@
 
 from __future__ import annotations
 
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -16,9 +14,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._common import machine, sandbox_ready
 from tests.rig.dcprepo import GitDaemon, make_dcp_repo
 from tests.rig.nodes import run_bootstrap
-from tests.rig.sandbox import Sandbox, can_sandbox, ensure_base, keypair
+from tests.rig.sandbox import Sandbox, keypair
 
 
 def timed_bootstrap(targets: list[str], key: Path, url: str, logs: Path) -> float:
@@ -31,11 +30,8 @@ def timed_bootstrap(targets: list[str], key: Path, url: str, logs: Path) -> floa
 
 
 def main() -> int:
-    reason = can_sandbox()
-    if reason:
-        print(f"skipped: {reason}")
+    if not sandbox_ready():
         return 0
-    ensure_base()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         key = keypair(work)
@@ -46,7 +42,7 @@ def main() -> int:
             noop = timed_bootstrap([one.target()], key, git.url(), work / "logs")
             boxes = [stack.enter_context(Sandbox(work / f"p{i}", key)) for i in range(4)]
             four = timed_bootstrap([b.target() for b in boxes], key, git.url(), work / "logs")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}")
+    print(machine())
     print(f"first run, 1 fresh host        {first:6.1f} s")
     print(f"second run (no-op)             {noop:6.1f} s   ratio {noop / first:5.1%}   (target ≤ 10%)")
     print(f"4 fresh hosts in parallel      {four:6.1f} s   ratio {four / first:5.2f}×  (target ≤ 1.5×)")

@@ -7,8 +7,6 @@ that accepts connections and never answers (the refresh then hangs in the backgr
 
 from __future__ import annotations
 
-import os
-import platform
 import socket
 import statistics
 import subprocess
@@ -20,9 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._common import machine, sandbox_ready
 from tests.rig.dcprepo import GitDaemon, make_dcp_repo
 from tests.rig.nodes import bootstrap_layer
-from tests.rig.sandbox import Sandbox, can_sandbox, ensure_base, keypair
+from tests.rig.sandbox import Sandbox, keypair
 
 RUNS = 20
 OPTS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
@@ -42,11 +41,8 @@ def median_ms(box: Sandbox, key: Path) -> float:
 
 
 def main() -> int:
-    reason = can_sandbox()
-    if reason:
-        print(f"skipped: {reason}")
+    if not sandbox_ready():
         return 0
-    ensure_base()
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(256)
@@ -83,7 +79,7 @@ def main() -> int:
                 rows.append((label, with_hook, without))
     for c in held:
         c.close()
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}; "
+    print(f"{machine()}; "
           f"median of {RUNS} interactive logins each")
     for label, with_hook, without in rows:
         print(f"{label:17s} with hook {with_hook:6.1f} ms   without {without:6.1f} ms   "

@@ -38,11 +38,6 @@ def cfg(ctx: Context, name: str) -> Any:
     return ctx.config.get(name)
 
 
-def fleet_doc(ctx: Context) -> dict[str, Any]:
-    if ctx.fleet is None or ctx.fleet.error:
-        raise Skip("no usable fleet file")
-    return ctx.fleet.doc
-
 
 def error_code(exc: BaseException) -> str:
     response = getattr(exc, "response", None)
@@ -54,6 +49,3 @@ def error_code(exc: BaseException) -> str:
 def is_true(value: Any) -> bool:
     return value == "True"
 
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"

@@ -52,9 +52,6 @@ def tool_path(tmp: Path, fakes: dict[str, str] | None = None, *, keep: tuple[str
     return str(bindir)
 
 
-def env_path_without(tmp: Path, **fakes: str) -> str:
-    return tool_path(tmp, fakes)
-
 
 def set_path(monkeypatch: Any, path: str) -> None:
     monkeypatch.setenv("PATH", path)

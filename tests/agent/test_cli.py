@@ -129,3 +129,16 @@ def test_secrets_never_appear_in_any_output(account: DcpAccount) -> None:
     assert account.secret_access_key not in text
     assert canary not in text
     assert account.access_key_id not in text      # key ids are shortened (AKIA…XXXX) when shown at all
+
+
+def test_suppressions_by_id_code_or_group_show_as_skipped_with_the_reason(account: DcpAccount) -> None:
+    account.edit_config(AWS_REGION="us-east-1a")
+    account.write_settings('[suppress]\nC08 = "we run in one region only"\n"iam.spot-fleet-role" = "accepted"\n')
+    p = agent("check", "--json", "--only", "C08", "R04")
+    assert p.returncode == 0
+    status = {c["code"]: (c["status"], c["message"]) for c in json.loads(p.stdout)["checks"]}
+    assert status["C08"] == ("skip", "suppressed: we run in one region only")
+    assert status["R04"][0] == "pass"                      # a passing check is shown as it is
+    account.write_settings('[suppress]\nZ99 = "typo"\n')
+    p = agent("check")
+    assert p.returncode == 2 and "unknown check 'Z99'" in p.stderr

@@ -7,7 +7,6 @@ recording proxy in front of moto; `build()` refuses anything else before Packer 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -23,11 +22,11 @@ from bootstrap.ami import BUILD_TAG, is_loopback_url
 from tests.conftest import ROOT, host_suite
 from tests.rig.dcprepo import GitDaemon
 from tests.rig.moto_server import MotoServer
+from tests.rig.nodes import SOURCE_AMI, build_ami_options, emulator_env, import_build_key, run_build_ami
 from tests.rig.proxy import LatencyProxy
 from tests.rig.sandbox import Sandbox
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.packer]
-SOURCE_AMI = "ubuntu/images/hvm-ssd/ubuntu-xenial-16.04-amd64-server-*"   # moto's canned Ubuntu; the sandbox is Debian
 INVOKE = str(Path(sys.executable).parent / "invoke")
 
 
@@ -50,30 +49,23 @@ def rig(moto: MotoServer) -> Iterator[Rig]:
 
 
 def env() -> dict[str, str]:
-    e = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    e.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
-             AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE="/nonexistent", AWS_SHARED_CREDENTIALS_FILE="/nonexistent")
-    return e
+    return emulator_env()
 
 
 def build(rig: Rig, box: Sandbox, key: Path, *extra: str, environ: dict[str, str] | None = None,
           path_without_packer: bool = False) -> subprocess.CompletedProcess[str]:
-    opts = {"--region": "us-east-1", "--endpoint": rig.proxy.endpoint, "--ssh-host": "127.0.0.1",
-            "--ssh-port": str(box.port), "--ssh-username": "root", "--ssh-keypair-name": "dcp-build",
-            "--ssh-private-key-file": str(key), "--source-ami-name": SOURCE_AMI}
+    opts = build_ami_options(rig.proxy.endpoint, box, key)
     opts.update(dict(zip(extra[::2], extra[1::2], strict=True)))     # a test's own values win
-    args = [x for pair in opts.items() for x in pair]
     # Refuse to start a build that could dial anything but loopback.
-    assert is_loopback_url(args[args.index("--endpoint") + 1]) and args[args.index("--ssh-host") + 1] == "127.0.0.1"
+    assert is_loopback_url(opts["--endpoint"]) and opts["--ssh-host"] == "127.0.0.1"
     e = environ or env()
     if path_without_packer:
         e["PATH"] = str(Path(sys.executable).parent) + ":/usr/local/bin:/bin"
-    return subprocess.run([INVOKE, "build-ami", *args], capture_output=True, text=True, env=e, cwd=ROOT,
-                          timeout=900, check=False)
+    return run_build_ami(opts, e)
 
 
 def import_key(rig: Rig, key: Path) -> None:
-    rig.ec2().import_key_pair(KeyName="dcp-build", PublicKeyMaterial=Path(f"{key}.pub").read_bytes())
+    import_build_key(rig.moto.endpoint, key)
 
 
 def test_invoke_validate_on_the_real_template() -> None:

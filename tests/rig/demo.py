@@ -18,6 +18,7 @@ import boto3
 
 from tests.rig.dcprepo import GitDaemon, make_dcp_repo
 from tests.rig.moto_server import MotoServer
+from tests.rig.nodes import build_ami_options, import_build_key, run_build_ami
 from tests.rig.quota_stub import QuotaStub
 from tests.rig.sandbox import Sandbox, can_sandbox, ensure_base, keypair
 from tests.rig.seed import FLEET_ROLE, DcpAccount, seed_healthy_account, trust_policy
@@ -75,22 +76,15 @@ def hosts_part(work: Path, moto: MotoServer) -> None:
                         "-o", "LogLevel=ERROR", "-i", str(key), "-p", str(node.port), "root@127.0.0.1",
                         "dcp-agent check --only L"], check=False)
         with Sandbox(work / "builder", key, hostname="ami-builder") as builder:
-            ec2 = boto3.client("ec2", endpoint_url=moto.endpoint, region_name="us-east-1",
-                               aws_access_key_id="testing", aws_secret_access_key="testing")
-            ec2.import_key_pair(KeyName="dcp-build", PublicKeyMaterial=Path(f"{key}.pub").read_bytes())
+            import_build_key(moto.endpoint, key)
             step("invoke build-ami: Packer's amazon-ebs builder against the emulator; SSH pinned to 127.0.0.1")
-            env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-            env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_EC2_METADATA_DISABLED="true",
-                       AWS_DEFAULT_REGION="us-east-1")
-            p = subprocess.run([invoke, "build-ami", "--region", "us-east-1", "--endpoint", moto.endpoint,
-                                "--ssh-host", "127.0.0.1", "--ssh-port", str(builder.port), "--ssh-username", "root",
-                                "--ssh-keypair-name", "dcp-build", "--ssh-private-key-file", str(key),
-                                "--source-ami-name", "ubuntu/images/hvm-ssd/ubuntu-xenial-16.04-amd64-server-*",
-                                "--repo-url", git.url()], env=env, cwd=ROOT, check=False, capture_output=True, text=True)
+            p = run_build_ami({**build_ami_options(moto.endpoint, builder, key), "--repo-url": git.url()})
             lines = p.stdout.strip().splitlines()
             print("    " + "\n    ".join(lines[-3:]) if lines else p.stderr)
             if p.returncode == 0:
                 ami = lines[-1]
+                ec2 = boto3.client("ec2", endpoint_url=moto.endpoint, region_name="us-east-1",
+                                   aws_access_key_id="testing", aws_secret_access_key="testing")
                 image = ec2.describe_images(ImageIds=[ami])["Images"][0]
                 print(f"    {ami} is {image['State']} in the emulator, tagged:")
                 for tag in sorted(image.get("Tags", []), key=lambda t: t["Key"]):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import boto3
 
 from tests.rig.sandbox import Sandbox
 
@@ -24,3 +27,38 @@ def bootstrap_layer(work: Path, key: Path, repo_url: str) -> Path:
         if p.returncode != 0:
             raise RuntimeError(f"bootstrap failed:\n{p.stdout[-3000:]}{p.stderr[-2000:]}")
         return box.snapshot(work / "layer")
+
+
+# -- `invoke build-ami` against the emulator: what the tests, the demo and the benchmark share ------------
+BUILD_KEY = "dcp-build"
+SOURCE_AMI = "ubuntu/images/hvm-ssd/ubuntu-xenial-16.04-amd64-server-*"  # moto's canned Ubuntu; the host is Debian
+
+
+def emulator_env() -> dict[str, str]:
+    """Dummy credentials, no ~/.aws, no instance metadata, no Packer call home: only the emulator is reachable."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
+               AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE="/nonexistent",
+               AWS_SHARED_CREDENTIALS_FILE="/nonexistent", CHECKPOINT_DISABLE="1")
+    return env
+
+
+def import_build_key(endpoint: str, key: Path) -> None:
+    """Make the sandbox's key the build's key pair, so Packer's SSH is trusted by the sandbox."""
+    boto3.client("ec2", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                 aws_secret_access_key="testing").import_key_pair(
+        KeyName=BUILD_KEY, PublicKeyMaterial=Path(f"{key}.pub").read_bytes())
+
+
+def build_ami_options(endpoint: str, box: Sandbox, key: Path) -> dict[str, str]:
+    """`invoke build-ami` options for a build against ``endpoint`` that provisions ``box`` over 127.0.0.1."""
+    return {"--region": "us-east-1", "--endpoint": endpoint, "--ssh-host": "127.0.0.1",
+            "--ssh-port": str(box.port), "--ssh-username": "root", "--ssh-keypair-name": BUILD_KEY,
+            "--ssh-private-key-file": str(key), "--source-ami-name": SOURCE_AMI}
+
+
+def run_build_ami(options: dict[str, str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    invoke = str(Path(sys.executable).parent / "invoke")
+    args = [x for pair in options.items() for x in pair]
+    return subprocess.run([invoke, "build-ami", *args], capture_output=True, text=True, env=env or emulator_env(),
+                          cwd=ROOT, timeout=900, check=False)
