@@ -37,12 +37,16 @@ $(STAMP)/venv: pyproject.toml
 	  [ -x $(PY) ] || $$py -m venv $(VENV)
 	@echo "installing the project and its tools into $(VENV) (pip; log in $(STAMP)/pip.log)"
 	@$(PY) -m pip install -q -e '.[dev]' > $(STAMP)/pip.log 2>&1 || { tail -20 $(STAMP)/pip.log; exit 1; }
+	@# The editable install maps only the shipped packages (agent, bootstrap). The test stand-ins (rig/) and
+	@# bench/ are development-only, never in the wheel: this .pth puts the checkout on the venv's sys.path, so
+	@# `import rig` works in tests, bench scripts (python bench/x.py) and `invoke demo` without sys.path edits.
+	@$(PY) -c 'import pathlib, sysconfig; pathlib.Path(sysconfig.get_paths()["purelib"], "dcp_control_node_dev.pth").write_text("$(CURDIR)\n")'
 	@touch $@
 
 venv: $(STAMP)/venv
 
 lint: setup
-	$(VENV)/bin/ruff check agent bootstrap tests bench tasks.py
+	$(VENV)/bin/ruff check agent bootstrap rig tests bench tasks.py
 	$(VENV)/bin/mypy
 
 unit: setup

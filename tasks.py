@@ -11,7 +11,7 @@ from invoke import Context, task
 @task
 def demo(c: Context) -> None:
     """The whole flow against a local AWS emulator and a sandbox host (what `make demo` runs)."""
-    c.run(f"{sys.executable} -m tests.rig.demo", pty=sys.stdout.isatty())
+    c.run(f"{sys.executable} -m rig.demo", pty=sys.stdout.isatty())
 
 
 @task(help={

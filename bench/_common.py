@@ -6,7 +6,7 @@ import os
 import platform
 import time
 
-from tests.rig.sandbox import can_sandbox, ensure_base
+from rig.sandbox import can_sandbox, ensure_base
 
 
 def sandbox_ready() -> bool:

@@ -21,12 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from tests.rig.moto_server import MotoServer
-from tests.rig.proxy import LatencyProxy
-from tests.rig.quota_stub import QuotaStub
-from tests.rig.seed import seed_healthy_account
+from rig.moto_server import MotoServer
+from rig.proxy import LatencyProxy
+from rig.quota_stub import QuotaStub
+from rig.seed import seed_healthy_account
 
 BIN = Path(sys.executable).parent
 

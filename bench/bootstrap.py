@@ -12,12 +12,10 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from bench._common import machine, sandbox_ready
-from tests.rig.dcprepo import GitDaemon, make_dcp_repo
-from tests.rig.nodes import run_bootstrap
-from tests.rig.sandbox import Sandbox, keypair
+from rig.dcprepo import GitDaemon, make_dcp_repo
+from rig.nodes import run_bootstrap
+from rig.sandbox import Sandbox, keypair
 
 
 def timed_bootstrap(targets: list[str], key: Path, url: str, logs: Path) -> float:

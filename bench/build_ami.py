@@ -8,14 +8,11 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-
 from bench._common import machine, sandbox_ready
-from tests.rig.dcprepo import GitDaemon, make_dcp_repo
-from tests.rig.moto_server import MotoServer
-from tests.rig.nodes import build_ami_options, import_build_key, run_bootstrap, run_build_ami
-from tests.rig.sandbox import Sandbox, keypair
+from rig.dcprepo import GitDaemon, make_dcp_repo
+from rig.moto_server import MotoServer
+from rig.nodes import build_ami_options, import_build_key, run_bootstrap, run_build_ami
+from rig.sandbox import Sandbox, keypair
 
 
 def main() -> int:

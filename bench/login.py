@@ -16,12 +16,10 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from bench._common import machine, sandbox_ready
-from tests.rig.dcprepo import GitDaemon, make_dcp_repo
-from tests.rig.nodes import bootstrap_layer
-from tests.rig.sandbox import Sandbox, keypair
+from rig.dcprepo import GitDaemon, make_dcp_repo
+from rig.nodes import bootstrap_layer
+from rig.sandbox import Sandbox, keypair
 
 RUNS = 20
 OPTS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",

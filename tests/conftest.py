@@ -17,16 +17,16 @@ from pathlib import Path
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-from tests.rig import netguard
-from tests.rig.dcprepo import GitDaemon, make_dcp_repo
-from tests.rig.moto_server import MotoServer
-from tests.rig.nodes import bootstrap_layer
-from tests.rig.quota_stub import DEFAULT_QUOTAS, QuotaStub
-from tests.rig.sandbox import Sandbox, can_sandbox, ensure_base, keypair
-from tests.rig.seed import DcpAccount, seed_healthy_account
+from rig import netguard
+from rig.dcprepo import GitDaemon, make_dcp_repo
+from rig.moto_server import MotoServer
+from rig.nodes import bootstrap_layer
+from rig.quota_stub import DEFAULT_QUOTAS, QuotaStub
+from rig.sandbox import Sandbox, can_sandbox, ensure_base, keypair
+from rig.seed import DcpAccount, seed_healthy_account
 
 ROOT = Path(__file__).resolve().parent.parent
-RIG = Path(__file__).resolve().parent / "rig"
+RIG = ROOT / "rig"
 _GUARD_LOG = Path(tempfile.gettempdir()) / f"dcp-netguard-{os.getpid()}.log"
 
 

@@ -12,13 +12,13 @@ from pathlib import Path
 import boto3
 import pytest
 
-from tests.rig import netguard
-from tests.rig.dcprepo import GitDaemon, head_commit, make_dcp_repo
-from tests.rig.moto_server import MotoServer
-from tests.rig.proxy import LatencyProxy
-from tests.rig.quota_stub import QuotaStub
-from tests.rig.sandbox import Sandbox
-from tests.rig.seed import DcpAccount
+from rig import netguard
+from rig.dcprepo import GitDaemon, head_commit, make_dcp_repo
+from rig.moto_server import MotoServer
+from rig.proxy import LatencyProxy
+from rig.quota_stub import QuotaStub
+from rig.sandbox import Sandbox
+from rig.seed import DcpAccount
 
 SSH_OPTS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
             "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"]

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
+from rig.seed import DLQ, FLEET_ROLE, INSTANCE_ROLE, DcpAccount, log_export_policy, raw, trust_policy
 from tests.agent.harness import set_path, tool_path
-from tests.rig.seed import DLQ, FLEET_ROLE, INSTANCE_ROLE, DcpAccount, log_export_policy, raw, trust_policy
 
 
 @dataclass

@@ -14,7 +14,7 @@ from agent.context import Context
 from agent.model import Result
 from agent.registry import all_checks, resolve, with_needs
 from agent.runner import run
-from tests.rig.seed import DcpAccount
+from rig.seed import DcpAccount
 
 BASE_TOOLS = ("sh", "bash", "env", "cat", "du", "python3", "uname", "head")
 

@@ -8,11 +8,11 @@ import pytest
 
 from agent.model import Status
 from agent.registry import all_checks
+from rig.quota_stub import QuotaStub
+from rig.seed import DcpAccount
 from tests.agent import test_least_privilege
 from tests.agent.cases import CASES, Case, Env
 from tests.agent.harness import run_agent
-from tests.rig.quota_stub import QuotaStub
-from tests.rig.seed import DcpAccount
 
 # Catalogue section B rows and the checks that must catch them; M-group rows are out of scope (README).
 SECTION_B = {"#178": {"F03", "R03", "I05"}, "#85": {"R04"}, "#131": {"R04"}, "#151": {"F03", "F05", "F06"},
@@ -27,8 +27,8 @@ def healthy(moto: object, quotas: QuotaStub, tmp_path_factory: pytest.TempPathFa
     """Statuses of every default check on a healthy account (computed once for the module)."""
     mp = pytest.MonkeyPatch()
     try:
+        from rig.seed import seed_healthy_account
         from tests.conftest import account as _  # noqa: F401 - documentation only: same seeding path
-        from tests.rig.seed import seed_healthy_account
 
         acct = seed_healthy_account(moto.endpoint, tmp_path_factory.mktemp("healthy") / "home",  # type: ignore[attr-defined]
                                     account_id="299999999999")

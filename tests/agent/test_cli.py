@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.rig.seed import DcpAccount
+from rig.seed import DcpAccount
 
 AGENT = str(Path(sys.executable).parent / "dcp-agent")
 

@@ -16,7 +16,7 @@ from agent.model import Status
 from agent.registry import resolve, with_needs
 from agent.runner import run
 from agent.settings import Settings
-from tests.rig.dcprepo import FIXTURES
+from rig.dcprepo import FIXTURES
 
 NAMES = ["APP_NAME", "MACHINE_TYPE", "CLUSTER_MACHINES", "EBS_VOL_SIZE", "DOWNLOAD_FILES", "MEMORY", "X", "_"]
 atoms = st.one_of(st.integers(-10**6, 10**6).map(str), st.floats(allow_nan=False, allow_infinity=False).map(repr),

@@ -17,10 +17,10 @@ import boto3
 import pytest
 
 from agent.model import Status
+from rig.moto_server import MotoServer
+from rig.quota_stub import QuotaStub
+from rig.seed import DcpAccount, seed_healthy_account
 from tests.agent.harness import run_agent
-from tests.rig.moto_server import MotoServer
-from tests.rig.quota_stub import QuotaStub
-from tests.rig.seed import DcpAccount, seed_healthy_account
 
 
 @pytest.fixture(scope="module")

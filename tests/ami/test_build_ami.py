@@ -19,12 +19,12 @@ import boto3
 import pytest
 
 from bootstrap.ami import BUILD_TAG, is_loopback_url
+from rig.dcprepo import GitDaemon
+from rig.moto_server import MotoServer
+from rig.nodes import SOURCE_AMI, build_ami_options, emulator_env, import_build_key, run_build_ami
+from rig.proxy import LatencyProxy
+from rig.sandbox import Sandbox
 from tests.conftest import ROOT, host_suite
-from tests.rig.dcprepo import GitDaemon
-from tests.rig.moto_server import MotoServer
-from tests.rig.nodes import SOURCE_AMI, build_ami_options, emulator_env, import_build_key, run_build_ami
-from tests.rig.proxy import LatencyProxy
-from tests.rig.sandbox import Sandbox
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.packer]
 INVOKE = str(Path(sys.executable).parent / "invoke")

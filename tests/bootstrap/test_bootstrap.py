@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from rig.dcprepo import GitDaemon
+from rig.nodes import run_bootstrap
+from rig.ports import SilentListener, free_port
+from rig.sandbox import Sandbox
 from tests.conftest import ROOT, host_suite
-from tests.rig.dcprepo import GitDaemon
-from tests.rig.nodes import run_bootstrap
-from tests.rig.ports import SilentListener, free_port
-from tests.rig.sandbox import Sandbox
 
 pytestmark = pytest.mark.sandbox
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.rig.moto_server import MotoServer
-from tests.rig.ports import SilentListener
-from tests.rig.sandbox import Sandbox
+from rig.moto_server import MotoServer
+from rig.ports import SilentListener
+from rig.sandbox import Sandbox
 
 pytestmark = pytest.mark.sandbox
 FIRST = "dcp-agent: checking this node and your AWS account in the background"

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from tests.rig.ports import free_port
+from rig.ports import free_port
 
 CACHE = Path(os.environ.get("DCP_CACHE_DIR", "/var/cache/dcp-control-node"))
 SUITE = "bookworm"

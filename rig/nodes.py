@@ -9,9 +9,9 @@ from pathlib import Path
 
 import boto3
 
-from tests.rig.sandbox import Sandbox
+from rig.sandbox import Sandbox
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_bootstrap(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:

@@ -10,9 +10,9 @@ import subprocess
 from pathlib import Path
 from types import TracebackType
 
-from tests.rig.ports import free_port, wait_for_port
+from rig.ports import free_port, wait_for_port
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "dcp"
+FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "dcp"   # shared with tests/agent
 REPO_NAME = "Distributed-CellProfiler.git"
 
 _STUBS = {

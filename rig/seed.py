@@ -22,7 +22,7 @@ from botocore.config import Config
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from tests.rig.dcprepo import FIXTURES, _git, make_dcp_worktree
+from rig.dcprepo import FIXTURES, _git, make_dcp_worktree
 
 CANONICAL_URL = "https://github.com/DistributedScience/Distributed-CellProfiler.git"
 

@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
-from tests.rig.ports import free_port, wait_for_port
+from rig.ports import free_port, wait_for_port
 
 
 class MotoServer:

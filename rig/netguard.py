@@ -4,7 +4,7 @@ It uses an audit hook (PEP 578), so it sees every connect, sendto and name looku
 Python's socket module, including those botocore and paramiko make. Violations are kept in
 ``VIOLATIONS`` and, when ``DCP_NETGUARD_LOG`` is set, appended to that file, so a test can fail
 even when the code under test swallowed the resulting error. Python subprocesses get the same
-guard through ``tests/rig/sitecustomize`` on PYTHONPATH.
+guard through ``rig/sitecustomize`` on PYTHONPATH.
 """
 
 from __future__ import annotations

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import boto3
 
-from tests.rig.dcprepo import GitDaemon, make_dcp_repo
-from tests.rig.moto_server import MotoServer
-from tests.rig.nodes import build_ami_options, import_build_key, run_build_ami
-from tests.rig.quota_stub import QuotaStub
-from tests.rig.sandbox import Sandbox, can_sandbox, ensure_base, keypair
-from tests.rig.seed import FLEET_ROLE, DcpAccount, seed_healthy_account, trust_policy
+from rig.dcprepo import GitDaemon, make_dcp_repo
+from rig.moto_server import MotoServer
+from rig.nodes import build_ami_options, import_build_key, run_build_ami
+from rig.quota_stub import QuotaStub
+from rig.sandbox import Sandbox, can_sandbox, ensure_base, keypair
+from rig.seed import FLEET_ROLE, DcpAccount, seed_healthy_account, trust_policy
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def step(text: str) -> None:
