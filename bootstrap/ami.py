@@ -15,7 +15,7 @@ import re
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,42 @@ class BuildConfig:
     ref: str = "master"
     extra_tags: dict[str, str] = field(default_factory=dict)
 
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """The build defaults, by field name (the one place they are written down)."""
+        return {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+
+    @classmethod
+    def from_options(cls, **options: Any) -> BuildConfig:
+        """A config from command-line options: an empty value ("" or 0) means the default; no region means
+        the one the AWS configuration names."""
+        given = {name: value for name, value in options.items() if value}
+        return cls(**{"region": given.pop("region", "") or aws_region(), **given})
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    image_id: str
+    tags: dict[str, str]                    # as applied to the AMI and its snapshots
+    work_dir: Path
+    packer_version: tuple[int, int, int]
+
+
+def aws_region() -> str:
+    """The region of the normal AWS configuration (AWS_REGION, AWS_DEFAULT_REGION, the profile), or ""."""
+    import boto3
+
+    return boto3.Session().region_name or ""
+
+
+def ec2_client(region: str, endpoint: str = "") -> Any:
+    """EC2 for build-ami and cleanup-build: the normal AWS configuration, standard retries."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.Session().client("ec2", region_name=region, endpoint_url=endpoint or None,
+                                  config=Config(retries={"mode": "standard", "max_attempts": 3}))
+
 
 def check_inputs(cfg: BuildConfig) -> None:
     if not REGION_RE.match(cfg.region):
@@ -76,6 +112,35 @@ def is_loopback_url(url: str) -> bool:
         return host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def preflight(cfg: BuildConfig, ec2: Any | None = None) -> None:
+    """Credentials, region, subnet, security group (SSH open) and the base AMI, before anything is created."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        boto3.Session().client("sts", region_name=cfg.region, endpoint_url=cfg.endpoint or None).get_caller_identity()
+    except (BotoCoreError, ClientError) as e:
+        raise BuildError(f"AWS credentials do not work ({type(e).__name__}): run aws configure") from None
+    ec2 = ec2 or ec2_client(cfg.region, cfg.endpoint)
+    try:
+        if cfg.subnet_id:
+            ec2.describe_subnets(SubnetIds=[cfg.subnet_id])
+        if cfg.security_group_id:
+            sg = ec2.describe_security_groups(GroupIds=[cfg.security_group_id])["SecurityGroups"][0]
+            ssh = [p for p in sg.get("IpPermissions", []) if p.get("IpProtocol") == "-1"
+                   or (p.get("FromPort", 0) <= 22 <= p.get("ToPort", 0))]
+            if not ssh:
+                raise BuildError(f"security group {cfg.security_group_id} allows no SSH (tcp 22) in: add a rule "
+                                 "for your address, or leave --security-group-id empty")
+        found = ec2.describe_images(Owners=[cfg.source_ami_owner], Filters=[
+            {"Name": "name", "Values": [cfg.source_ami_name]}, {"Name": "state", "Values": ["available"]}])["Images"]
+        if not found:
+            raise BuildError(f"no AMI named {cfg.source_ami_name!r} from {cfg.source_ami_owner} in {cfg.region}: "
+                             "check --source-ami-name/--source-ami-owner")
+    except ClientError as e:
+        raise BuildError(f"{e.response['Error']['Code']}: {e.response['Error']['Message']}") from None
 
 
 def packer_path() -> str:
@@ -196,44 +261,43 @@ def new_build_dir() -> Path:
     return d
 
 
-@dataclass
-class Leftovers:
-    key_pairs: list[str] = field(default_factory=list)
-    security_groups: list[str] = field(default_factory=list)
-    instances: list[str] = field(default_factory=list)
-    images: list[tuple[str, list[str]]] = field(default_factory=list)    # (ami, its snapshots)
-
-    def empty(self) -> bool:
-        return not (self.key_pairs or self.security_groups or self.instances or self.images)
-
-
-def find_leftovers(ec2: Any, prefix: str, keep: int) -> Leftovers:
-    """What interrupted builds leave (packer_* key pairs and groups, stopped build instances) and AMIs
-    named <prefix>-* beyond the newest ``keep``."""
-    found = Leftovers()
-    found.key_pairs = sorted(k["KeyName"] for k in ec2.describe_key_pairs()["KeyPairs"]
-                             if k["KeyName"].startswith("packer_"))
-    found.security_groups = sorted(g["GroupId"] for g in ec2.describe_security_groups()["SecurityGroups"]
-                                   if g["GroupName"].startswith("packer_"))
-    res = ec2.describe_instances(Filters=[{"Name": "tag:Name", "Values": [BUILD_TAG]},
-                                          {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}])
-    found.instances = sorted(i["InstanceId"] for r in res["Reservations"] for i in r["Instances"])
-    images = sorted(ec2.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": [f"{prefix}-*"]}])["Images"],
-                    key=lambda i: i.get("CreationDate", ""), reverse=True)
-    for img in images[keep:]:
-        snaps = [m["Ebs"]["SnapshotId"] for m in img.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")]
-        found.images.append((img["ImageId"], snaps))
-    return found
+def build(cfg: BuildConfig) -> BuildResult:
+    """The whole of `invoke build-ami`: inputs, Packer, preflight, staging, `packer validate` and `packer build`
+    (output streamed), then IMDSv2 and tags on the AMI. Prints its progress; raises BuildError."""
+    check_inputs(cfg)
+    exe = packer_path()
+    version = packer_version(exe)
+    ec2 = ec2_client(cfg.region, cfg.endpoint)
+    preflight(cfg, ec2)
+    work = new_build_dir()
+    print(f"build-ami: Packer {'.'.join(map(str, version))}; work folder {work}", flush=True)
+    stage_dir, recipe = stage(cfg, work)
+    templates = template_dir(work / "templates", modern=version >= (1, 7, 0))
+    tags = base_tags(cfg)
+    packer_vars(cfg, work, stage_dir, recipe, tags)
+    var_file = work / "build.auto.pkrvars.json"
+    run_packer(exe, "validate", templates, var_file, stream=False)
+    if run_packer(exe, "build", templates, var_file, stream=True) != 0:
+        raise BuildError(f"packer build failed (see the output above; work folder {work})")
+    image = ami_from_manifest(work / "packer-manifest.json")
+    final = finish_image(ec2, image, work / "node-manifest.json", tags)
+    print("build-ami: tags " + ", ".join(f"{k}={v}" for k, v in sorted(final.items())))
+    print(f"build-ami: IMDSv2 required on {image}")
+    return BuildResult(image, final, work, version)
 
 
-def delete_leftovers(ec2: Any, found: Leftovers) -> None:
-    if found.instances:
-        ec2.terminate_instances(InstanceIds=found.instances)
-    for name in found.key_pairs:
-        ec2.delete_key_pair(KeyName=name)
-    for gid in found.security_groups:
-        ec2.delete_security_group(GroupId=gid)
-    for ami, snaps in found.images:
-        ec2.deregister_image(ImageId=ami)
-        for snap in snaps:
-            ec2.delete_snapshot(SnapshotId=snap)
+def validate() -> tuple[int, int, int]:
+    """`packer fmt -check` and `packer validate` on the template (no AWS needed); returns Packer's version."""
+    exe = packer_path()
+    version = packer_version(exe)
+    work = new_build_dir()
+    templates = template_dir(work / "templates", modern=version >= (1, 7, 0))
+    fmt = subprocess.run([exe, "fmt", "-check", "-diff", str(PACKER_DIR)], capture_output=True, text=True, check=False)
+    if fmt.returncode != 0:
+        raise BuildError(f"packer/ is not packer fmt-clean: run packer fmt packer/\n{fmt.stdout}")
+    stage_dir = work / "stage"
+    stage_dir.mkdir()
+    (work / "recipe.sh").write_text(render_script(Options()))
+    packer_vars(BuildConfig(region="us-east-1"), work, stage_dir, work / "recipe.sh", {"Name": "validate"})
+    run_packer(exe, "validate", templates, work / "build.auto.pkrvars.json", stream=False)
+    return version
