@@ -58,7 +58,7 @@ def _readable(path: Path | None, what: str) -> None:
 def cmd_check(args: argparse.Namespace) -> int:
     from agent import settings as settings_mod
     from agent.context import Context
-    from agent.registry import REGISTRY, all_checks, resolve, with_needs
+    from agent.registry import select
     from agent.report import as_json, render
     from agent.runner import run
 
@@ -70,18 +70,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     except settings_mod.SettingsError as e:
         raise UsageError(str(e)) from None
     try:
-        only = resolve(args.only) if args.only else []
-        skipped = {c.id for c in resolve(args.skip)} if args.skip else set()
-        enabled = {c.id for c in resolve(s.enable)} if s.enable else set()
-        # A suppression may name a code or a group; store it under each check id it covers.
-        by_id = {c.id: reason for key, reason in s.suppress.items() for c in resolve([key])}
+        selection = select(s, only=args.only, skip=args.skip)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    s.suppress = {**by_id, **{k: v for k, v in s.suppress.items() if k in REGISTRY}}
-    selected = with_needs(only) if only else [c for c in all_checks() if not c.opt_in or c.id in enabled]
-    selected = [c for c in selected if c.id not in skipped]
     ctx = Context(s, config=args.config, fleet=args.fleet, job=args.job)
-    outcome = run(selected, ctx)
+    outcome = run(selection, ctx)
     if args.json:
         sys.stdout.write(as_json(outcome) + "\n")
     else:

@@ -9,13 +9,13 @@ flock), the cache written atomically with mode 0600 in the user's own cache dire
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from agent.model import Result, Severity, Status
 from agent.settings import SettingsError, cache_dir, load
 
 SUMMARY = "login.txt"
@@ -43,13 +43,13 @@ def _short(text: str, width: int = 110) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def summarize(results: list[dict[str, object]], duration_ms: int) -> str:
+def summarize(results: list[Result]) -> str:
     """A few lines: the verdict, the most important problems with their fixes, where to look next."""
-    fails = [r for r in results if r["status"] in ("fail", "error")]
-    warns = [r for r in results if r["status"] == "warn" and r["severity"] in ("blocker", "high", "medium")]
+    fails = [r for r in results if r.status in (Status.FAIL, Status.ERROR)]
+    warns = [r for r in results if r.status == Status.WARN and r.severity != Severity.LOW]
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime())
     if not fails and not warns:
-        passed = sum(1 for r in results if r["status"] == "pass")
+        passed = sum(1 for r in results if r.status == Status.PASS)
         return f"✓ ready for DCP ({passed} checks passed, {when})\n"
     head = (f"✗ DCP is not ready: {len(fails)} problem{'s' * (len(fails) != 1)}" if fails
             else "! ready for DCP, with")
@@ -58,9 +58,9 @@ def summarize(results: list[dict[str, object]], duration_ms: int) -> str:
     lines = [f"{head} ({when})"]
     for r in (fails + warns)[:MAX_LINES]:
         mark = "✗" if r in fails else "!"
-        lines.append(_short(f"  {mark} {r['code']} {r['message']}"))
-        if r.get("fix"):
-            lines.append(_short(f"      fix: {r['fix']}"))
+        lines.append(_short(f"  {mark} {r.code} {r.message}"))
+        if r.fix:
+            lines.append(_short(f"      fix: {r.fix}"))
     more = len(fails) + len(warns) - MAX_LINES
     lines.append(f"  {'and ' + str(more) + ' more; ' if more > 0 else ''}details: dcp-agent check")
     return "\n".join(lines) + "\n"
@@ -69,7 +69,7 @@ def summarize(results: list[dict[str, object]], duration_ms: int) -> str:
 def refresh() -> int:
     """Run the checks and rewrite the cache; returns at once if another refresh holds the lock."""
     from agent.context import Context
-    from agent.registry import all_checks
+    from agent.registry import select
     from agent.report import as_json
     from agent.runner import run
 
@@ -82,15 +82,13 @@ def refresh() -> int:
             return 0  # another refresh is running for this user
         try:
             s = load()
-        except SettingsError as e:
+            selection = select(s)   # the same selection as 'dcp-agent check': enables and suppressions alike
+        except (SettingsError, ValueError) as e:
             _write_atomic(directory / SUMMARY, f"! dcp-agent: {e}\n")
             return 1
-        ctx = Context(s)
-        checks = [c for c in all_checks() if not c.opt_in or c.id in s.enable or c.code in s.enable]
-        outcome = run(checks, ctx, budget=max(5.0, s.login_timeout - 10))
-        doc = json.loads(as_json(outcome))
-        _write_atomic(directory / FULL, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
-        _write_atomic(directory / SUMMARY, summarize(doc["checks"], outcome.duration_ms))
+        outcome = run(selection, Context(s), budget=max(5.0, s.login_timeout - 10))
+        _write_atomic(directory / FULL, as_json(outcome) + "\n")
+        _write_atomic(directory / SUMMARY, summarize(outcome.results))
         _write_atomic(directory / TTL_FILE, f"{s.login_ttl}\n")
     return 0
 

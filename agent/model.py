@@ -62,3 +62,17 @@ class Result:
         return {"id": self.id, "code": self.code, "title": self.title, "group": self.group,
                 "status": str(self.status), "severity": str(self.severity), "message": self.message,
                 "fix": self.fix, "duration_ms": self.duration_ms}
+
+
+@dataclass
+class RunOutcome:
+    results: list[Result]
+    duration_ms: int
+    reads: int = 0          # distinct facts read (shared reads counted once)
+
+    def count(self, status: Status) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+    @property
+    def ok(self) -> bool:
+        return not any(r.status in (Status.FAIL, Status.ERROR) for r in self.results)

@@ -1,15 +1,21 @@
-"""The one check registry: the CLI, the login hook and the tests all read it."""
+"""The one check registry, and the one selection: the CLI, the login hook and the tests all use both.
+
+A check names what it needs by reference: a check object from its own module, or a :class:`Gate` from
+``agent.gates`` for a prerequisite another module provides (so no check module imports another). A typo is
+a NameError at import, and a gate nobody provides fails ``all_checks()`` at once.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from agent.model import Finding, Severity
 
 if TYPE_CHECKING:
     from agent.context import Context
+    from agent.settings import Settings
 
 CheckFunc = Callable[["Context"], Finding]
 
@@ -20,44 +26,88 @@ GROUPS = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
+class Gate:
+    """A prerequisite named across modules: exactly one check provides it."""
+
+    name: str
+
+
+@dataclass(frozen=True, eq=False)
 class Check:
     id: str                      # stable, readable slug, e.g. "iam.spot-fleet-role"
     code: str                    # catalogue code, e.g. "R04"
     title: str
     severity: Severity
-    needs: tuple[str, ...]       # ids of checks that must not fail first
-    actions: tuple[str, ...]     # IAM actions it calls (the shipped policy covers them)
+    requires: tuple[Check | Gate, ...]   # checks that must not fail first
+    actions: tuple[str, ...]     # IAM actions its reads need (the shipped policy is generated from them)
     func: CheckFunc
     opt_in: bool = False         # runs only when named with --only or enabled in settings
-    aws: bool = False            # talks to AWS
+    provides: Gate | None = None
+
+    @property
+    def aws(self) -> bool:
+        """Talks to AWS (its verdict depends on the network; local checks are answered in milliseconds)."""
+        return bool(self.actions)
 
     @property
     def group(self) -> str:
         return GROUPS[self.code[0]]
 
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """The ids of the checks it needs."""
+        return tuple(_resolve_need(n).id for n in self.requires)
+
+    def __call__(self, ctx: Context) -> Finding:
+        return self.func(ctx)
+
 
 REGISTRY: dict[str, Check] = {}
+_PROVIDERS: dict[Gate, Check] = {}
 
 
-def check(code: str, id: str, title: str, severity: Severity, *, needs: tuple[str, ...] = (),
-          actions: tuple[str, ...] = (), opt_in: bool = False) -> Callable[[CheckFunc], CheckFunc]:
-    """Register a check function under its catalogue code and stable id."""
+def _resolve_need(need: Check | Gate) -> Check:
+    if isinstance(need, Check):
+        return need
+    all_checks()
+    return _PROVIDERS[need]
 
-    def register(func: CheckFunc) -> CheckFunc:
+
+def check(code: str, id: str, title: str, severity: Severity, *, needs: tuple[Check | Gate, ...] = (),
+          actions: tuple[str, ...] = (), opt_in: bool = False, provides: Gate | None = None,
+          ) -> Callable[[CheckFunc], Check]:
+    """Register a check function under its catalogue code and stable id; the name it is bound to becomes the
+    Check, so checks in the same module can name it in ``needs``."""
+
+    def register(func: CheckFunc) -> Check:
         if id in REGISTRY or any(c.code == code for c in REGISTRY.values()):
             raise ValueError(f"duplicate check {code} {id}")
-        REGISTRY[id] = Check(id=id, code=code, title=title, severity=severity, needs=needs,
-                             actions=actions, func=func, opt_in=opt_in, aws=bool(actions))
-        return func
+        c = Check(id=id, code=code, title=title, severity=severity, requires=needs, actions=actions, func=func,
+                  opt_in=opt_in, provides=provides)
+        REGISTRY[id] = c
+        if provides is not None:
+            if provides in _PROVIDERS:
+                raise ValueError(f"gate {provides.name!r} provided twice ({_PROVIDERS[provides].id}, {id})")
+            _PROVIDERS[provides] = c
+        return c
 
     return register
 
 
-def all_checks() -> list[Check]:
-    import agent.checks  # noqa: F401 - registers every check module
+_ORDERED: list[Check] = []
 
-    return sorted(REGISTRY.values(), key=lambda c: (list(GROUPS).index(c.code[0]), c.code))
+
+def all_checks() -> list[Check]:
+    if not _ORDERED:
+        import agent.checks  # noqa: F401 - registers every check module
+
+        for c in REGISTRY.values():
+            for need in c.requires:
+                if isinstance(need, Gate) and need not in _PROVIDERS:
+                    raise ValueError(f"{c.id} needs gate {need.name!r}, which no check provides")
+        _ORDERED.extend(sorted(REGISTRY.values(), key=lambda c: (list(GROUPS).index(c.code[0]), c.code)))
+    return list(_ORDERED)
 
 
 def resolve(names: list[str]) -> list[Check]:
@@ -76,10 +126,34 @@ def resolve(names: list[str]) -> list[Check]:
 def with_needs(checks: list[Check]) -> list[Check]:
     """The checks plus everything they need, transitively, in registry order."""
     wanted = {c.id for c in checks}
-    stack = list(wanted)
+    stack = list(checks)
     while stack:
-        for dep in REGISTRY[stack.pop()].needs:
-            if dep not in wanted:
-                wanted.add(dep)
-                stack.append(dep)
+        for dep in stack.pop().requires:
+            d = _resolve_need(dep)
+            if d.id not in wanted:
+                wanted.add(d.id)
+                stack.append(d)
     return [c for c in all_checks() if c.id in wanted]
+
+
+@dataclass
+class Selection:
+    """What one run runs, and the findings it accepts (check id -> reason)."""
+
+    checks: list[Check]
+    suppress: dict[str, str] = field(default_factory=dict)
+
+
+def select(settings: Settings, only: list[str] | None = None, skip: list[str] | None = None) -> Selection:
+    """The one selection: ``only`` (ids, codes or groups, with what they need) or every default check plus
+    the settings' opt-ins (``enable``), less ``skip``; suppressions by id, code or group mapped to check ids.
+    Raises ValueError (one line) for a name that matches no check."""
+    enabled = {c.id for c in resolve(settings.enable)} if settings.enable else set()
+    skipped = {c.id for c in resolve(skip)} if skip else set()
+    suppress: dict[str, str] = {}
+    for key, reason in settings.suppress.items():   # a broader key first, so a specific id wins
+        for c in resolve([key]):
+            if key in (c.id, c.code) or c.id not in suppress:
+                suppress[c.id] = reason
+    checks = with_needs(resolve(only)) if only else [c for c in all_checks() if not c.opt_in or c.id in enabled]
+    return Selection([c for c in checks if c.id not in skipped], suppress)

@@ -7,9 +7,8 @@ import os
 import sys
 from typing import IO
 
-from agent.model import Result, Status
+from agent.model import Result, RunOutcome, Status
 from agent.registry import GROUPS
-from agent.runner import RunOutcome
 
 MARK = {Status.PASS: "✓", Status.WARN: "!", Status.FAIL: "✗", Status.ERROR: "✗", Status.SKIP: "-"}
 STYLE = {Status.PASS: "green", Status.WARN: "yellow", Status.FAIL: "red", Status.ERROR: "red", Status.SKIP: "dim"}

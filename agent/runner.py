@@ -1,8 +1,12 @@
-"""Runs checks concurrently on one Context: per-check timeout, a budget for the run, dependencies.
+"""Runs a selection of checks concurrently on one Context, in dependency order (``graphlib``).
 
-A check's exception becomes ``error`` for that check alone; AccessDenied becomes ``warn`` "cannot
-verify: needs <action>"; a check whose prerequisite failed, errored or was skipped is skipped with the
-reason; a check still running at its timeout becomes ``warn`` "could not verify in N s".
+- A check that talks to AWS starts as soon as its *local* prerequisites passed, without waiting for its AWS
+  prerequisites: its reads are facts, shared with the prerequisite's, so the whole run's reads go out at
+  once, level by level. Its verdict is kept only if every prerequisite passes; otherwise it is ``skip``ped
+  with the reason, at the moment the prerequisite fails.
+- A check's exception becomes ``error`` for that check alone; AccessDenied becomes ``warn`` "cannot
+  verify: needs <action>"; a check still running at its timeout becomes ``warn`` "could not verify in N s";
+  checks not started when the budget runs out are ``warn`` "not run".
 """
 
 from __future__ import annotations
@@ -10,136 +14,156 @@ from __future__ import annotations
 import re
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from graphlib import TopologicalSorter
 
 from agent.context import Context
-from agent.model import Finding, Result, Skip, Status
+from agent.facts.core import AwsError, translate
+from agent.model import Finding, Result, RunOutcome, Skip, Status
 from agent.redact import Redactor
-from agent.registry import Check
+from agent.registry import Check, Selection
 
-_DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError",
-           "Forbidden", "UnauthorizedAccess", "AccessDeniedForDependency"}
 _ACTION_RE = re.compile(r"perform:?\s+([a-z0-9-]+:[A-Za-z0-9*]+)")
-_NO_CREDS = ("NoCredentialsError", "PartialCredentialsError", "ProfileNotFound", "NoRegionError", "ConfigParseError")
+BLOCKING = (Status.FAIL, Status.ERROR, Status.SKIP)
 
 
-@dataclass
-class RunOutcome:
-    results: list[Result]
-    duration_ms: int
-
-    def count(self, status: Status) -> int:
-        return sum(1 for r in self.results if r.status == status)
-
-    @property
-    def ok(self) -> bool:
-        return not any(r.status in (Status.FAIL, Status.ERROR) for r in self.results)
-
-
-def _denied_action(exc: BaseException, check: Check) -> str | None:
-    response = getattr(exc, "response", None)
-    if not isinstance(response, dict):
-        return None
-    err = response.get("Error", {})
-    code = str(err.get("Code", ""))
-    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    if code not in _DENIED and not (code == "403" and status == 403):
-        return None
-    m = _ACTION_RE.search(str(err.get("Message", "")))
+def _denied_action(err: AwsError, check: Check) -> str:
+    m = _ACTION_RE.search(err.message)
     if m:
         return m.group(1)
-    op = getattr(exc, "operation_name", "")
     for action in check.actions:
-        if action.split(":", 1)[1].lower() == str(op).lower():
+        if action.split(":", 1)[1].lower() == err.operation.lower():
             return action
-    return f"the permission for {op}" if op else ", ".join(check.actions)
+    return f"the permission for {err.operation}" if err.operation else ", ".join(check.actions)
+
+
+def judge_error(e: Exception, check: Check) -> Finding:
+    """What an exception out of a check means for its verdict."""
+    if isinstance(e, Skip):
+        return Finding(Status.SKIP, str(e))
+    err = translate(e)
+    if err is not None:
+        if err.denied:
+            action = _denied_action(err, check)
+            return Finding(Status.WARN, f"cannot verify: needs {action}",
+                           f"grant {action} to this identity (see 'dcp-agent policy')")
+        if err.code == "OptInRequired":
+            return Finding(Status.FAIL, "the region is not enabled for this account",
+                           "enable it in the AWS console (Account → AWS Regions), or use another region")
+        if err.no_credentials:
+            return Finding(Status.SKIP, f"needs valid AWS credentials and region ({err.code})")
+        if err.unreachable:
+            return Finding(Status.WARN, f"could not reach AWS: {err.message or err.code}", "check the network and retry")
+        return Finding(Status.ERROR, f"{err.code}: {err.message}"[:300], "report this with 'dcp-agent check -v'")
+    first = str(e).splitlines()[0] if str(e) else ""
+    return Finding(Status.ERROR, f"{type(e).__name__}: {first}"[:300], "report this with 'dcp-agent check -v'")
 
 
 def _invoke(check: Check, ctx: Context) -> Finding:
     try:
         return check.func(ctx)
-    except Skip as s:
-        return Finding(Status.SKIP, str(s))
     except Exception as e:
-        action = _denied_action(e, check)
-        if action:
-            return Finding(Status.WARN, f"cannot verify: needs {action}",
-                           f"grant {action} to this identity (see 'dcp-agent policy')")
-        name = type(e).__name__
-        if getattr(e, "response", {}).get("Error", {}).get("Code") == "OptInRequired":
-            return Finding(Status.FAIL, "the region is not enabled for this account",
-                           "enable it in the AWS console (Account → AWS Regions), or use another region")
-        if name in _NO_CREDS:
-            return Finding(Status.SKIP, f"needs valid AWS credentials and region ({name})")
-        if name in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError",
-                    "ConnectionClosedError"):
-            return Finding(Status.WARN, f"could not reach AWS: {e}", "check the network and retry")
-        first = str(e).splitlines()[0] if str(e) else ""
-        return Finding(Status.ERROR, f"{name}: {first}"[:300], "report this with 'dcp-agent check -v'")
+        return judge_error(e, check)
 
 
-def run(checks: list[Check], ctx: Context, *, timeout: float | None = None, budget: float | None = None,
-        workers: int = 16) -> RunOutcome:
+def run(selection: Selection | list[Check], ctx: Context, *, timeout: float | None = None,
+        budget: float | None = None, workers: int = 48) -> RunOutcome:
+    sel = selection if isinstance(selection, Selection) else Selection(list(selection))
+    checks = sel.checks
     timeout = timeout or ctx.settings.check_timeout
     budget = budget or ctx.settings.budget
     redact = Redactor(ctx)
     start = time.monotonic()
-    selected = {c.id: c for c in checks}
+    by_id = {c.id: c for c in checks}
+    needs = {c.id: [d for d in c.needs if d in by_id] for c in checks}
+    order = list(TopologicalSorter(needs).static_order())   # CycleError here is a registry bug
+    # A check starts once its local prerequisites (transitively) passed; AWS ones may still be running.
+    local_gates: dict[str, set[str]] = {}
+    for cid in order:
+        local_gates[cid] = set()
+        for d in needs[cid]:
+            local_gates[cid] |= local_gates[d] | ({d} if not by_id[d].aws else set())
     done: dict[str, Result] = {}
-    pending = list(checks)
+    held: dict[str, tuple[Finding, float]] = {}        # verdicts waiting for their prerequisites
     running: dict[Future[Finding], tuple[Check, float]] = {}
+    started: set[str] = set()
 
     def finish(check: Check, finding: Finding, began: float) -> None:
-        suppressed = ctx.settings.suppress.get(check.id)
-        if suppressed and finding.status != Status.PASS:
-            finding = Finding(Status.SKIP, f"suppressed: {suppressed}")
+        reason = sel.suppress.get(check.id)
+        if reason and finding.status != Status.PASS:
+            finding = Finding(Status.SKIP, f"suppressed: {reason}")
         done[check.id] = Result(
             id=check.id, code=check.code, title=check.title, group=check.group, severity=check.severity,
             status=finding.status, message=redact(finding.message), fix=redact(finding.fix),
             duration_ms=int((time.monotonic() - began) * 1000))
 
+    def blocker(among: list[str]) -> Result | None:
+        return next((done[d] for d in among if d in done and done[d].status in BLOCKING), None)
+
+    def settle(check: Check, finding: Finding, began: float) -> None:
+        """Keep a verdict once every prerequisite passed; skip it as soon as one did not."""
+        b = blocker(needs[check.id])
+        if b is not None:
+            finish(check, Finding(Status.SKIP, f"needs {b.id} ({b.code}), which is {b.status}"), time.monotonic())
+        elif all(d in done for d in needs[check.id]):
+            finish(check, finding, began)
+        else:
+            held[check.id] = (finding, began)
+
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check")
     try:
-        while pending or running:
-            progressed = False
-            for check in list(pending):
-                deps = [d for d in check.needs if d in selected]
-                if any(d not in done for d in deps):
+        while len(done) < len(checks):
+            progressed = True
+            while progressed:   # skips cascade in dependency order; held verdicts land when they can
+                progressed = False
+                for cid in order:
+                    if cid in done:
+                        continue
+                    b = blocker(needs[cid])
+                    if b is not None:
+                        held.pop(cid, None)
+                        started.add(cid)   # a running speculative read is abandoned, its verdict ignored
+                        finish(by_id[cid], Finding(Status.SKIP, f"needs {b.id} ({b.code}), which is {b.status}"),
+                               time.monotonic())
+                        progressed = True
+                    elif cid in held and all(d in done for d in needs[cid]):
+                        finish(by_id[cid], *held.pop(cid))
+                        progressed = True
+            for cid in order:   # start what may: its local prerequisites passed
+                if cid in started or cid in done or not all(g in done for g in local_gates[cid]):
                     continue
-                pending.remove(check)
-                progressed = True
-                blocked = [done[d] for d in deps if done[d].status in (Status.FAIL, Status.ERROR, Status.SKIP)]
-                if blocked:
-                    b = blocked[0]
-                    finish(check, Finding(Status.SKIP, f"needs {b.id} ({b.code}), which is {b.status}"),
-                           time.monotonic())
-                    continue
+                started.add(cid)
                 if time.monotonic() - start > budget:
-                    finish(check, Finding(Status.WARN, f"not run: the {budget:.0f} s budget was used up",
-                                          "raise 'budget' in the settings or run with --only"),
+                    settle(by_id[cid], Finding(Status.WARN, f"not run: the {budget:.0f} s budget was used up",
+                                               "raise 'budget' in the settings or run with --only"),
                            time.monotonic())
-                    continue
-                running[pool.submit(_invoke, check, ctx)] = (check, time.monotonic())
-            if progressed and not running:
-                continue
-            if not running:
+                else:
+                    running[pool.submit(_invoke, by_id[cid], ctx)] = (by_id[cid], time.monotonic())
+            live = {f: v for f, v in running.items() if v[0].id not in done}
+            running.clear()
+            running.update(live)
+            if len(done) == len(checks):
                 break
+            if not running:
+                if any(cid not in started for cid in order) or any(
+                        blocker(needs[cid]) or all(d in done for d in needs[cid]) for cid in held):
+                    continue
+                raise RuntimeError(f"checks left waiting: {sorted(set(order) - set(done))}")  # a registry bug
             now = time.monotonic()
             nearest = min(began + timeout for _, began in running.values())
-            finished, _ = wait(list(running), timeout=max(0.0, min(nearest, start + budget + timeout) - now),
-                               return_when=FIRST_COMPLETED)
+            finished, _ = wait(list(running), timeout=max(0.0, nearest - now), return_when=FIRST_COMPLETED)
             for fut in finished:
                 check, began = running.pop(fut)
-                finish(check, fut.result(), began)
+                if check.id not in done:
+                    settle(check, fut.result(), began)
             now = time.monotonic()
             for fut, (check, began) in list(running.items()):
                 if now - began >= timeout:
                     running.pop(fut)
-                    finish(check, Finding(Status.WARN, f"could not verify in {timeout:.0f} s",
-                                          "check the network to AWS, or raise 'check_timeout'"), began)
-        # Checks whose prerequisites were not selected still run; nothing is left pending.
+                    if check.id not in done:
+                        settle(check, Finding(Status.WARN, f"could not verify in {timeout:.0f} s",
+                                              "check the network to AWS, or raise 'check_timeout'"), began)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
-    order = {c.id: i for i, c in enumerate(checks)}
-    results = sorted(done.values(), key=lambda r: order[r.id])
-    return RunOutcome(results, int((time.monotonic() - start) * 1000))
+    position = {c.id: i for i, c in enumerate(checks)}
+    results = sorted(done.values(), key=lambda r: position[r.id])
+    return RunOutcome(results, int((time.monotonic() - start) * 1000), ctx.facts.reads)

@@ -1,34 +1,11 @@
-"""Small helpers the check modules share."""
+"""Small judging helpers the check modules share (no reads here: reads are facts)."""
 
 from __future__ import annotations
 
-import subprocess
 from typing import Any
 
 from agent.context import Context
 from agent.model import Skip
-
-CREDS = "identity.credentials"
-REGION = "aws.region-format"
-CONFIG = "config.loads"
-FLEET = "fleet.structure"
-AWS = (CREDS, REGION)
-
-
-def run_cmd(args: list[str], timeout: float = 5.0) -> tuple[int, str]:
-    """Run a local command; (127, "") when it is not installed, (124, "") on timeout."""
-    try:
-        p = subprocess.run(args, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
-                           check=False)
-    except FileNotFoundError:
-        return 127, ""
-    except PermissionError:
-        return 126, ""
-    except subprocess.TimeoutExpired:
-        return 124, ""
-    except OSError:
-        return 126, ""
-    return p.returncode, (p.stdout + p.stderr).strip()
 
 
 def cfg(ctx: Context, name: str) -> Any:
@@ -38,14 +15,30 @@ def cfg(ctx: Context, name: str) -> Any:
     return ctx.config.get(name)
 
 
-
-def error_code(exc: BaseException) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code", ""))
-    return ""
-
-
 def is_true(value: Any) -> bool:
     return value == "True"
 
+
+def name_from_arn(arn: Any) -> str | None:
+    if isinstance(arn, str) and ":" in arn and "/" in arn:
+        return arn.rsplit("/", 1)[-1]
+    return None
+
+
+def fleet_role_name(ctx: Context) -> str:
+    """The spot-fleet role the fleet file names (DCP's default when it names none)."""
+    if ctx.fleet and not ctx.fleet.error:
+        name = name_from_arn(ctx.fleet.doc.get("IamFleetRole"))
+        if name:
+            return name
+    return "aws-ec2-spot-fleet-tagging-role"
+
+
+def instance_profile_name(ctx: Context) -> str:
+    """The instance profile the fleet file names (DCP's default when it names none)."""
+    if ctx.fleet and not ctx.fleet.error:
+        for spec in ctx.fleet.specs:
+            name = name_from_arn((spec.get("IamInstanceProfile") or {}).get("Arn"))
+            if name:
+                return name
+    return "ecsInstanceRole"

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-import stat
 
-from agent.checks._common import CONFIG
+from agent import gates
 from agent.context import REGION_RE, Context
+from agent.facts import aws, local
+from agent.facts.core import code_of
 from agent.model import Finding, Severity, Skip, fail, ok, warn
 from agent.registry import check
 
-FILES = "aws.config-files"
 CONFIGURE = "aws configure{p}   (sets keys, region and output in ~/.aws)"
 
 
@@ -18,56 +18,54 @@ def _pflag(profile: str) -> str:
     return "" if profile == "default" else f" --profile {profile}"
 
 
-@check("C01", "aws.config-files", "~/.aws/config and credentials parse", Severity.HIGH)
+@check("C01", "aws.config-files", "~/.aws/config and credentials parse", Severity.HIGH, provides=gates.AWS_FILES)
 def config_files(ctx: Context) -> Finding:
-    files = ctx.aws_files
+    files = local.aws_files(ctx)
     if files.errors:
         return fail(f"cannot parse {files.errors[0]}", "fix the file by hand or re-run aws configure")
     creds = files.credentials_file
-    if creds.exists():
-        mode = stat.S_IMODE(creds.stat().st_mode)
-        if mode & 0o077:
-            return warn(f"{creds} is readable by others (mode {mode:o})", f"chmod 600 {creds}")
-    if not files.config_file.exists() and not creds.exists():
+    info = local.file_info(ctx, creds)
+    if info.exists and info.mode & 0o077:
+        return warn(f"{creds} is readable by others (mode {info.mode:o})", f"chmod 600 {creds}")
+    if not local.file_info(ctx, files.config_file).exists and not info.exists:
         return warn("there is no ~/.aws/config or ~/.aws/credentials", CONFIGURE.format(p=""))
     return ok(", ".join(str(p) for p in (files.config_file, creds) if p.exists()))
 
 
 @check("C02", "aws.profile-match", "The shell's AWS profile is config.AWS_PROFILE", Severity.BLOCKER,
-       needs=(CONFIG, FILES), actions=("sts:GetCallerIdentity",))
+       needs=(gates.CONFIG, gates.AWS_FILES), actions=("sts:GetCallerIdentity",))
 def profile_match(ctx: Context) -> Finding:
     wanted = ctx.config_profile()
     env_profile = os.environ.get("AWS_PROFILE") or os.environ.get("AWS_DEFAULT_PROFILE")
     try:
-        session = ctx.operator_session()
+        current = aws.session_profile(ctx)
     except Exception as e:
-        if type(e).__name__ == "ProfileNotFound":
+        if code_of(e) == "ProfileNotFound":
             return fail(f"AWS_PROFILE={env_profile} names a profile that does not exist",
                         f"export AWS_PROFILE={wanted} (add it to ~/.bashrc), or aws configure --profile {env_profile}")
         raise
-    current = session.profile_name or "default"
     if current == wanted:
         return ok(f"both use profile {wanted!r}")
     try:
-        other = ctx.identity("config")
+        other = aws.identity(ctx, "config")
     except Exception as e:
-        if type(e).__name__ == "ProfileNotFound":
+        if code_of(e) == "ProfileNotFound":
             return fail(f"config.py names AWS_PROFILE={wanted!r}, which does not exist",
                         f"aws configure --profile {wanted}, or set AWS_PROFILE = '{current}' in config.py")
         raise
-    mine = ctx.identity()
+    mine = aws.identity(ctx)
     fix = f"export AWS_PROFILE={wanted} (persist it in ~/.bashrc), or set AWS_PROFILE = '{current}' in config.py"
-    if other["Account"] != mine["Account"]:
-        return fail(f"run.py would create queues and fleets as account {mine['Account']} (profile {current!r}) "
-                    f"but hand workers the keys of account {other['Account']} (profile {wanted!r})", fix)
+    if other.account != mine.account:
+        return fail(f"run.py would create queues and fleets as account {mine.account} (profile {current!r}) "
+                    f"but hand workers the keys of account {other.account} (profile {wanted!r})", fix)
     return warn(f"the shell uses profile {current!r} and config.py {wanted!r} (same account)", fix)
 
 
 @check("C03", "aws.profile-section", "config.AWS_PROFILE has a section DCP can find", Severity.BLOCKER,
-       needs=(CONFIG,))
+       needs=(gates.CONFIG,))
 def profile_section(ctx: Context) -> Finding:
     profile = ctx.config_profile()
-    files = ctx.aws_files
+    files = local.aws_files(ctx)
     section = files.profile_section(profile)
     if section is None:
         return fail(f"{files.config_file} has no [{profile}] or [profile {profile}] section; run.py stops "
@@ -75,36 +73,17 @@ def profile_section(ctx: Context) -> Finding:
     return ok(f"[{section}] in {files.config_file}")
 
 
-def _layout(ctx: Context) -> tuple[str, dict[str, str]]:
-    """Which of run.py's four credential layouts applies (a–d), or 'none'; plus the keys it would use."""
-    files = ctx.aws_files
-    profile = ctx.config_profile()
-    section = files.profile_section(profile)
-    if section is None:
+def _layout(ctx: Context) -> local.Layout:
+    layout = local.credential_layout(ctx)
+    if layout.section is None:
         raise Skip("no profile section (see aws.profile-section)")
-    conf = dict(files.config.items(section))
-    if "role_arn" in conf:
-        return "a", {}
-    if "source_profile" in conf:
-        src = conf["source_profile"]
-        if files.credentials.has_section(src):
-            keys = dict(files.credentials.items(src))
-            if "aws_access_key_id" in keys and "aws_secret_access_key" in keys:
-                return "b", keys
-        return "none", {}
-    if "aws_access_key_id" in conf and "aws_secret_access_key" in conf:
-        return "c", conf
-    if profile == "default" and files.credentials.has_section("default"):
-        keys = dict(files.credentials.items("default"))
-        if "aws_access_key_id" in keys and "aws_secret_access_key" in keys:
-            return "d", keys
-    return "none", {}
+    return layout
 
 
 @check("C04", "aws.credential-layout", "DCP can hand these credentials to its workers", Severity.BLOCKER,
-       needs=("aws.profile-section",))
+       needs=(profile_section,), provides=gates.CREDENTIAL_LAYOUT)
 def credential_layout(ctx: Context) -> Finding:
-    layout, _ = _layout(ctx)
+    layout = _layout(ctx).kind
     profile = ctx.config_profile()
     names = {"a": "role_arn (workers get the task role)", "b": "source_profile with keys",
              "c": "keys inline in ~/.aws/config", "d": "[default] keys in ~/.aws/credentials"}
@@ -118,9 +97,10 @@ def credential_layout(ctx: Context) -> Finding:
 
 
 @check("C05", "aws.no-temporary-keys", "Workers are not handed temporary keys", Severity.BLOCKER,
-       needs=("aws.credential-layout",))
+       needs=(credential_layout,))
 def no_temporary_keys(ctx: Context) -> Finding:
-    layout, keys = _layout(ctx)
+    found = _layout(ctx)
+    layout, keys = found.kind, found.keys
     if layout in ("a", "none"):
         raise Skip("no static keys are copied to workers with this layout")
     if keys.get("aws_access_key_id", "").startswith("ASIA") or "aws_session_token" in keys:
@@ -131,25 +111,25 @@ def no_temporary_keys(ctx: Context) -> Finding:
 
 
 @check("C06", "aws.secrets-exposure", "Worker credentials are not stored in plain text", Severity.LOW,
-       needs=("aws.credential-layout",))
+       needs=(credential_layout,))
 def secrets_exposure(ctx: Context) -> Finding:
-    layout, _ = _layout(ctx)
+    layout = _layout(ctx).kind
     if layout in ("b", "c", "d"):
         return warn("run.py writes these access keys in plain text into the ECS task definition and the "
                     "workers' /credentials.txt", "prefer a role_arn profile (workers then use a task role)")
     return ok("workers use a task role" if layout == "a" else "no static keys")
 
 
-@check("C07", "aws.region-set", "A default region is set", Severity.BLOCKER, needs=(FILES,))
+@check("C07", "aws.region-set", "A default region is set", Severity.BLOCKER, needs=(config_files,))
 def region_set(ctx: Context) -> Finding:
     try:
-        region = ctx.session_region
+        region = aws.session_region(ctx)
     except Exception as e:
-        if type(e).__name__ == "ProfileNotFound":
+        if code_of(e) == "ProfileNotFound":
             raise Skip("the profile does not exist (see aws.profile-match)") from None
         raise
     if not region:
-        profile = ctx.operator_session().profile_name or "default"
+        profile = aws.session_profile(ctx)
         return fail("no default region: boto3 raises NoRegionError", f"aws configure set region us-east-1{_pflag(profile)}")
     return ok(region)
 
@@ -159,13 +139,13 @@ def _az_like(value: str) -> bool:
 
 
 @check("C08", "aws.region-format", "The region is a region, not an availability zone", Severity.BLOCKER,
-       needs=(FILES,))
+       needs=(config_files,), provides=gates.REGION)
 def region_format(ctx: Context) -> Finding:
     try:
-        session_region = ctx.session_region
-        known = set(ctx.operator_session().get_available_regions("ec2"))
+        session_region = aws.session_region(ctx)
+        known = aws.known_regions(ctx)
     except Exception as e:
-        if type(e).__name__ == "ProfileNotFound":
+        if code_of(e) == "ProfileNotFound":
             raise Skip("the profile does not exist (see aws.profile-match)") from None
         raise
     checks = [("the AWS CLI region", session_region)]
@@ -190,27 +170,28 @@ def region_format(ctx: Context) -> Finding:
 
 
 @check("C09", "aws.region-match", "The AWS CLI region is config.AWS_REGION", Severity.BLOCKER,
-       needs=(CONFIG, "aws.region-set", "aws.region-format"))
+       needs=(gates.CONFIG, region_set, region_format))
 def region_match(ctx: Context) -> Finding:
     wanted = ctx.config.get("AWS_REGION")
-    current = ctx.session_region
+    current = aws.session_region(ctx)
     if not isinstance(wanted, str):
         raise Skip("AWS_REGION is not set in config.py")
     if current != wanted:
-        profile = ctx.operator_session().profile_name or "default"
+        profile = aws.session_profile(ctx)
         return fail(f"run.py's API calls go to {current} (your AWS CLI region) but the task definition, "
                     f"logs and dashboard use {wanted} (config.py): a run split across regions",
                     f"aws configure set region {wanted}{_pflag(profile)}")
     return ok(wanted)
 
 
-@check("C10", "aws.output-json", "The AWS CLI outputs JSON", Severity.LOW, needs=("aws.profile-section",))
+@check("C10", "aws.output-json", "The AWS CLI outputs JSON", Severity.LOW, needs=(profile_section,))
 def output_json(ctx: Context) -> Finding:
     profile = ctx.config_profile()
-    section = ctx.aws_files.profile_section(profile)
+    files = local.aws_files(ctx)
+    section = files.profile_section(profile)
     if section is None:
         raise Skip("no profile section")
-    output = ctx.aws_files.config.get(section, "output", fallback=None)
+    output = files.config.get(section, "output", fallback=None)
     if output != "json":
         return warn(f"output is {output or 'unset'}; DCP's hygiene scripts pipe the CLI's JSON into in2csv",
                     f"aws configure set output json{_pflag(profile)}")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from agent.checks._common import CONFIG, cfg
+from agent import gates
+from agent.checks._common import cfg
 from agent.context import Context
+from agent.facts import s3
 from agent.model import Finding, Severity, Skip, fail, ok, warn
 from agent.registry import check
 
@@ -20,7 +22,8 @@ def _int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-@check("K01", "config.loads", "config.py reads and defines what run.py needs", Severity.BLOCKER)
+@check("K01", "config.loads", "config.py reads and defines what run.py needs", Severity.BLOCKER,
+       provides=gates.CONFIG)
 def loads(ctx: Context) -> Finding:
     c = ctx.config
     if c.error:
@@ -35,7 +38,7 @@ def loads(ctx: Context) -> Finding:
     return ok(f"{ctx.config_path}")
 
 
-@check("K02", "config.placeholders", "No placeholder values left in config.py", Severity.HIGH, needs=(CONFIG,))
+@check("K02", "config.placeholders", "No placeholder values left in config.py", Severity.HIGH, needs=(loads,))
 def placeholders(ctx: Context) -> Finding:
     if ctx.config.get("SSH_KEY_NAME") == "your-key-file.pem":
         return fail("SSH_KEY_NAME is still 'your-key-file.pem'", "set SSH_KEY_NAME to your key file in ~/.ssh")
@@ -54,7 +57,7 @@ def placeholders(ctx: Context) -> Finding:
 
 
 @check("K03", "config.string-flags", "On/off settings are the strings 'True' or 'False'", Severity.BLOCKER,
-       needs=(CONFIG,))
+       needs=(loads,))
 def string_flags(ctx: Context) -> Finding:
     for name in FLAGS:
         if not ctx.config.has(name):
@@ -70,7 +73,7 @@ def string_flags(ctx: Context) -> Finding:
 
 
 @check("K04", "config.types", "Numbers, lists and sizes have the right types and ranges", Severity.BLOCKER,
-       needs=(CONFIG,))
+       needs=(loads,))
 def types(ctx: Context) -> Finding:
     c = ctx.config
     mt = c.get("MACHINE_TYPE")
@@ -101,7 +104,7 @@ def types(ctx: Context) -> Finding:
     return ok("types and ranges fine")
 
 
-@check("K05", "config.names", "APP_NAME and LOG_GROUP_NAME make valid AWS names", Severity.HIGH, needs=(CONFIG,))
+@check("K05", "config.names", "APP_NAME and LOG_GROUP_NAME make valid AWS names", Severity.HIGH, needs=(loads,))
 def names(ctx: Context) -> Finding:
     app = cfg(ctx, "APP_NAME")
     if not isinstance(app, str) or not re.fullmatch(r"[A-Za-z0-9_-]+", app):
@@ -115,7 +118,7 @@ def names(ctx: Context) -> Finding:
     return ok(f"{app}, log group {log}")
 
 
-@check("K06", "config.docker-tag", "DOCKERHUB_TAG is repository:tag", Severity.MEDIUM, needs=(CONFIG,))
+@check("K06", "config.docker-tag", "DOCKERHUB_TAG is repository:tag", Severity.MEDIUM, needs=(loads,))
 def docker_tag(ctx: Context) -> Finding:
     tag = cfg(ctx, "DOCKERHUB_TAG")
     if not isinstance(tag, str) or not TAG_RE.match(tag):
@@ -127,7 +130,7 @@ def docker_tag(ctx: Context) -> Finding:
     return ok(tag)
 
 
-@check("K07", "config.disk-size", "EBS_VOL_SIZE leaves room per task", Severity.MEDIUM, needs=(CONFIG,))
+@check("K07", "config.disk-size", "EBS_VOL_SIZE leaves room per task", Severity.MEDIUM, needs=(loads,))
 def disk_size(ctx: Context) -> Finding:
     ebs, tasks = ctx.config.get("EBS_VOL_SIZE"), ctx.config.get("TASKS_PER_MACHINE")
     if not _int(ebs) or not _int(tasks) or tasks < 1:
@@ -142,7 +145,7 @@ def disk_size(ctx: Context) -> Finding:
     return ok(f"{ebs} GB for {tasks} task(s)")
 
 
-@check("K08", "config.batch-files", "HDF5 batch files are not downloaded", Severity.MEDIUM, needs=(CONFIG,))
+@check("K08", "config.batch-files", "HDF5 batch files are not downloaded", Severity.MEDIUM, needs=(loads,))
 def batch_files(ctx: Context) -> Finding:
     if ctx.job_path is None:
         raise Skip("no job file given (--job)")
@@ -156,14 +159,12 @@ def batch_files(ctx: Context) -> Finding:
 
 
 @check("K09", "config.public-source-s3fs", "A foreign or public SOURCE_BUCKET is downloaded, not mounted",
-       Severity.MEDIUM, needs=(CONFIG, "s3.buckets-reachable"), actions=("s3:ListBucket",))
+       Severity.MEDIUM, needs=(loads, gates.BUCKETS), actions=s3.foreign.actions)
 def public_source(ctx: Context) -> Finding:
-    from agent.checks.s3 import foreign
-
     src = ctx.config.get("SOURCE_BUCKET")
     if ctx.config.get("DOWNLOAD_FILES") != "False" or not isinstance(src, str):
         return ok("DOWNLOAD_FILES is 'True'" if ctx.config.get("DOWNLOAD_FILES") == "True" else "n/a")
-    if foreign(ctx, src):
+    if s3.foreign(ctx, src):
         return warn(f"SOURCE_BUCKET {src} belongs to another account and DOWNLOAD_FILES is 'False': s3fs may not "
                     "mount it", "set DOWNLOAD_FILES = 'True'")
     return ok(f"{src} is yours")

@@ -6,8 +6,9 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from agent.checks._common import AWS, CONFIG, FLEET, error_code
+from agent import gates
 from agent.context import Context
+from agent.facts import aws, ec2
 from agent.model import Finding, Severity, Skip, fail, ok, warn
 from agent.registry import check
 
@@ -17,7 +18,11 @@ PLACEHOLDERS = ("XXXXXXXX", "subnet-WWWWWWWW", "sg-ZZZZZZZZZ", "your_key_file_na
 ECS_NAMES = (r"^amzn-ami-.*-amazon-ecs-optimized", r"^amzn2-ami-ecs-hvm-", r"^al2023-ami-ecs-hvm-")
 
 
-@check("F01", "fleet.structure", "The fleet file has what run.py reads", Severity.BLOCKER)
+def _images(ctx: Context) -> ec2.Resources:
+    return ec2.images(ctx, tuple(ctx.fleet.image_ids()) if ctx.fleet else ())
+
+
+@check("F01", "fleet.structure", "The fleet file has what run.py reads", Severity.BLOCKER, provides=gates.FLEET)
 def structure(ctx: Context) -> Finding:
     if ctx.fleet is None:
         raise Skip("no fleet file given: pass --fleet PATH or set fleet = \"…\" in the settings")
@@ -50,7 +55,7 @@ def structure(ctx: Context) -> Finding:
     return ok(f"{len(specs)} launch specification(s)")
 
 
-@check("F02", "fleet.placeholders", "No placeholders left in the fleet file", Severity.BLOCKER, needs=(FLEET,))
+@check("F02", "fleet.placeholders", "No placeholders left in the fleet file", Severity.BLOCKER, needs=(structure,))
 def placeholders(ctx: Context) -> Finding:
     assert ctx.fleet is not None
     text = str(ctx.fleet.doc)
@@ -62,7 +67,7 @@ def placeholders(ctx: Context) -> Finding:
 
 
 @check("F03", "fleet.arns", "The fleet's ARNs are well-formed and in this account", Severity.BLOCKER,
-       needs=(FLEET, "identity.credentials"), actions=("sts:GetCallerIdentity",))
+       needs=(structure, gates.CREDENTIALS), actions=("sts:GetCallerIdentity",))
 def arns(ctx: Context) -> Finding:
     assert ctx.fleet is not None
     role = ctx.fleet.doc.get("IamFleetRole", "")
@@ -78,17 +83,18 @@ def arns(ctx: Context) -> Finding:
             return fail(f"LaunchSpecifications[{i}].IamInstanceProfile.Arn is {kind}: {arn}",
                         "use arn:aws:iam::<acct>:instance-profile/ecsInstanceRole (an instance profile, not a role)")
         found.append((pm.group(1), pm.group(2), f"LaunchSpecifications[{i}] instance profile"))
+    me = aws.identity(ctx)
     for partition, account, label in found:
-        if account != ctx.account:
-            return fail(f"{label} is in account {account}, but you are in {ctx.account}",
-                        f"replace {account} with {ctx.account} in the fleet file")
-        if partition != ctx.partition:
-            return fail(f"{label} is in partition {partition}, not {ctx.partition}", "fix the ARN's partition")
-    return ok(f"account {ctx.account}")
+        if account != me.account:
+            return fail(f"{label} is in account {account}, but you are in {me.account}",
+                        f"replace {account} with {me.account} in the fleet file")
+        if partition != me.partition:
+            return fail(f"{label} is in partition {partition}, not {me.partition}", "fix the ARN's partition")
+    return ok(f"account {me.account}")
 
 
 @check("F04", "fleet.types-vs-specs", "One MACHINE_TYPE per launch specification", Severity.BLOCKER,
-       needs=(FLEET, CONFIG))
+       needs=(structure, gates.CONFIG))
 def types_vs_specs(ctx: Context) -> Finding:
     assert ctx.fleet is not None
     types = ctx.config.get("MACHINE_TYPE")
@@ -105,9 +111,9 @@ def types_vs_specs(ctx: Context) -> Finding:
 
 
 @check("F05", "fleet.ami", "The fleet's AMI exists in AWS_REGION, is available, x86_64 and ECS-optimized",
-       Severity.BLOCKER, needs=(*AWS, FLEET), actions=("ec2:DescribeImages",))
+       Severity.BLOCKER, needs=(*gates.AWS, structure), actions=("ec2:DescribeImages",))
 def ami(ctx: Context) -> Finding:
-    images = ctx.images()
+    images = _images(ctx)
     hint = (f"aws ssm get-parameter --name /aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id "
             f"--region {ctx.region} gives the current ECS-optimized AMI")
     notes = []
@@ -130,10 +136,10 @@ def ami(ctx: Context) -> Finding:
 
 
 @check("F06", "fleet.root-mapping", "The root volume matches the AMI's root snapshot", Severity.BLOCKER,
-       needs=("fleet.ami",), actions=("ec2:DescribeImages", "ec2:DescribeSnapshots"))
+       needs=(ami,), actions=("ec2:DescribeImages", "ec2:DescribeSnapshots"))
 def root_mapping(ctx: Context) -> Finding:
     assert ctx.fleet is not None
-    images = ctx.images()
+    images = _images(ctx)
     notes = []
     for i, spec in enumerate(ctx.fleet.specs):
         img = images.get(str(spec.get("ImageId")))
@@ -153,13 +159,9 @@ def root_mapping(ctx: Context) -> Finding:
                         "(InvalidBlockDeviceMapping)", f"set BlockDeviceMappings[0].Ebs.VolumeSize to {need} or more")
         snap = ebs.get("SnapshotId")
         if snap and snap != ami_ebs.get("SnapshotId"):
-            try:
-                ctx.client("ec2").describe_snapshots(SnapshotIds=[snap])
-            except Exception as e:
-                if error_code(e).startswith("InvalidSnapshot"):
-                    return fail(f"{where} snapshot {snap} does not exist in {ctx.region}",
-                                f"use the AMI's root snapshot {ami_ebs.get('SnapshotId')} (or drop SnapshotId)")
-                raise
+            if not ec2.snapshot_exists(ctx, snap):
+                return fail(f"{where} snapshot {snap} does not exist in {ctx.region}",
+                            f"use the AMI's root snapshot {ami_ebs.get('SnapshotId')} (or drop SnapshotId)")
             notes.append(f"{where} snapshot {snap} is not the AMI's root snapshot {ami_ebs.get('SnapshotId')}")
     if notes:
         return warn("; ".join(notes), "use the AMI's own root snapshot, or drop SnapshotId")
@@ -167,9 +169,9 @@ def root_mapping(ctx: Context) -> Finding:
 
 
 @check("F07", "fleet.ami-family", "The AMI suits DCP's user data (Docker volume, awslogs)", Severity.HIGH,
-       needs=("fleet.ami",), actions=("ec2:DescribeImages",))
+       needs=(ami,), actions=("ec2:DescribeImages",))
 def ami_family(ctx: Context) -> Finding:
-    images = ctx.images()
+    images = _images(ctx)
     modern = [i for i, img in images.items() if re.match(r"^(amzn2-ami-ecs-hvm-|al2023-ami-ecs-hvm-)", img.get("Name", ""))]
     if modern:
         return warn(f"{', '.join(modern)} is an AL2/AL2023 ECS AMI: Docker uses the root volume (overlay2), so "
@@ -179,7 +181,7 @@ def ami_family(ctx: Context) -> Finding:
 
 
 @check("F08", "fleet.overwritten-fields", "The fleet file sets nothing run.py overwrites", Severity.LOW,
-       needs=(FLEET,))
+       needs=(structure,))
 def overwritten(ctx: Context) -> Finding:
     assert ctx.fleet is not None
     doc = ctx.fleet.doc
@@ -195,7 +197,7 @@ def overwritten(ctx: Context) -> Finding:
     return ok("none")
 
 
-@check("F09", "fleet.allocation-strategy", "The allocation strategy spreads spot risk", Severity.LOW, needs=(FLEET,))
+@check("F09", "fleet.allocation-strategy", "The allocation strategy spreads spot risk", Severity.LOW, needs=(structure,))
 def allocation(ctx: Context) -> Finding:
     assert ctx.fleet is not None
     strategy = ctx.fleet.doc.get("AllocationStrategy", "lowestPrice")

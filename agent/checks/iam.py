@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import urllib.parse
-from typing import Any
-
-from agent import iamsim
-from agent.checks._common import CONFIG, CREDS, error_code, is_true
-from agent.checks.awsconfig import _layout
+from agent import gates, iamsim
+from agent.checks._common import fleet_role_name, instance_profile_name, is_true, name_from_arn
 from agent.context import Context
+from agent.facts import iam, local
 from agent.model import Finding, Severity, Skip, fail, ok, warn
 from agent.registry import check
 
@@ -19,82 +15,18 @@ LEGACY_FLEET_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEC2SpotFleetRo
 SETUP = "python setup_AWS.py (in the DCP clone), or create it in the IAM console"
 
 
-def _name_from_arn(arn: Any) -> str | None:
-    if isinstance(arn, str) and ":" in arn and "/" in arn:
-        return arn.rsplit("/", 1)[-1]
-    return None
-
-
-def fleet_role_name(ctx: Context) -> str:
-    if ctx.fleet and not ctx.fleet.error:
-        name = _name_from_arn(ctx.fleet.doc.get("IamFleetRole"))
-        if name:
-            return name
-    return "aws-ec2-spot-fleet-tagging-role"
-
-
-def instance_profile_name(ctx: Context) -> str:
-    if ctx.fleet and not ctx.fleet.error:
-        for spec in ctx.fleet.specs:
-            name = _name_from_arn((spec.get("IamInstanceProfile") or {}).get("Arn"))
-            if name:
-                return name
-    return "ecsInstanceRole"
-
-
-def _role(ctx: Context, name: str) -> dict[str, Any] | None:
-    def get() -> dict[str, Any] | None:
-        try:
-            return dict(ctx.client("iam").get_role(RoleName=name)["Role"])
-        except Exception as e:
-            if error_code(e) == "NoSuchEntity":
-                return None
-            raise
-
-    return ctx.memo(f"role:{name}:full", get)
-
-
-def _trusted_services(role: dict[str, Any]) -> set[str]:
-    doc = role.get("AssumeRolePolicyDocument") or {}
-    if isinstance(doc, str):
-        doc = json.loads(urllib.parse.unquote(doc))
-    services: set[str] = set()
-    statements = doc.get("Statement", [])
-    for st in statements if isinstance(statements, list) else [statements]:
-        if isinstance(st, dict) and st.get("Effect") == "Allow":
-            svc = (st.get("Principal") or {}).get("Service") if isinstance(st.get("Principal"), dict) else None
-            services.update([svc] if isinstance(svc, str) else svc or [])
-    return services
-
-
-def _attached(ctx: Context, role: str) -> list[str]:
-    return ctx.memo(f"attached:{role}", lambda: [
-        p["PolicyArn"] for p in ctx.client("iam").list_attached_role_policies(RoleName=role)["AttachedPolicies"]])
-
-
 def _instance_role_name(ctx: Context) -> str:
-    def find() -> str:
-        try:
-            prof = ctx.client("iam").get_instance_profile(InstanceProfileName=instance_profile_name(ctx))
-            roles = prof["InstanceProfile"]["Roles"]
-            if roles:
-                return str(roles[0]["RoleName"])
-        except Exception as e:
-            if error_code(e) != "NoSuchEntity":
-                raise
-        return "ecsInstanceRole"
-
-    return ctx.memo("instance-role-name", find)
+    return iam.instance_role_name(ctx, instance_profile_name(ctx))
 
 
 @check("R01", "iam.instance-role", "The ECS instance role exists and EC2 may assume it", Severity.BLOCKER,
-       needs=(CREDS,), actions=("iam:GetRole", "iam:GetInstanceProfile"))
+       needs=(gates.CREDENTIALS,), actions=("iam:GetRole", "iam:GetInstanceProfile"))
 def instance_role(ctx: Context) -> Finding:
     name = _instance_role_name(ctx)
-    role = _role(ctx, name)
+    role = iam.role(ctx, name)
     if role is None:
         return fail(f"the role {name} does not exist: workers cannot join ECS", SETUP)
-    if "ec2.amazonaws.com" not in _trusted_services(role):
+    if "ec2.amazonaws.com" not in role.trusted_services:
         return fail(f"{name} is not trusted by ec2.amazonaws.com", f"aws iam update-assume-role-policy --role-name {name} "
                     "--policy-document '{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\","
                     "\"Principal\":{\"Service\":\"ec2.amazonaws.com\"},\"Action\":\"sts:AssumeRole\"}]}'")
@@ -102,58 +34,55 @@ def instance_role(ctx: Context) -> Finding:
 
 
 @check("R02", "iam.instance-role-policies", "The ECS instance role may join ECS and read its ecsconfig",
-       Severity.BLOCKER, needs=("iam.instance-role", CONFIG),
-       actions=("iam:ListAttachedRolePolicies", "iam:SimulatePrincipalPolicy", "iam:GetPolicyVersion"))
+       Severity.BLOCKER, needs=(instance_role, gates.CONFIG), actions=iamsim.ACTIONS)
 def instance_role_policies(ctx: Context) -> Finding:
     name = _instance_role_name(ctx)
-    attached = _attached(ctx, name)
+    attached = iam.attached_role_policies(ctx, name)
     if ECS_POLICY not in attached:
         return fail(f"{name} lacks AmazonEC2ContainerServiceforEC2Role: no ECS registration, no awslogs",
                     f"aws iam attach-role-policy --role-name {name} --policy-arn {ECS_POLICY}")
     bucket, app = ctx.config.get("AWS_BUCKET"), ctx.config.get("APP_NAME")
     if isinstance(bucket, str) and isinstance(app, str):
-        role = _role(ctx, name)
-        assert role is not None
+        role = iam.role(ctx, name)
+        if role is None:
+            raise Skip(f"the role {name} does not exist (see iam.instance-role)")
         obj = f"arn:aws:s3:::{bucket}/ecsconfigs/{app}_ecs.config"
-        if not iamsim.simulate(ctx, role["Arn"], [("s3:GetObject", obj)])[("s3:GetObject", obj)]:
+        if not iamsim.simulate(ctx, role.arn, [("s3:GetObject", obj)])[("s3:GetObject", obj)]:
             return fail(f"{name} may not read s3://{bucket}/ecsconfigs/: workers join the 'default' cluster "
                         "instead of ECS_CLUSTER", f"attach a policy allowing s3:GetObject on {obj} to {name}")
     return ok("AmazonEC2ContainerServiceforEC2Role attached; ecsconfig readable (simulated)")
 
 
 @check("R03", "iam.instance-profile", "The fleet's instance profile wraps the role", Severity.BLOCKER,
-       needs=(CREDS,), actions=("iam:GetInstanceProfile",))
+       needs=(gates.CREDENTIALS,), actions=("iam:GetInstanceProfile",))
 def instance_profile(ctx: Context) -> Finding:
     name = instance_profile_name(ctx)
-    try:
-        prof = ctx.client("iam").get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
-    except Exception as e:
-        if error_code(e) == "NoSuchEntity":
-            return fail(f"the instance profile {name} does not exist (spotFleetRequestConfigurationInvalid)",
-                        f"aws iam create-instance-profile --instance-profile-name {name} && aws iam "
-                        f"add-role-to-instance-profile --role-name ecsInstanceRole --instance-profile-name {name}")
-        raise
-    if not prof.get("Roles"):
+    prof = iam.instance_profile(ctx, name)
+    if prof is None:
+        return fail(f"the instance profile {name} does not exist (spotFleetRequestConfigurationInvalid)",
+                    f"aws iam create-instance-profile --instance-profile-name {name} && aws iam "
+                    f"add-role-to-instance-profile --role-name ecsInstanceRole --instance-profile-name {name}")
+    if not prof.roles:
         return fail(f"the instance profile {name} holds no role",
                     f"aws iam add-role-to-instance-profile --role-name ecsInstanceRole --instance-profile-name {name}")
-    return ok(f"{name} → {prof['Roles'][0]['RoleName']}")
+    return ok(f"{name} → {prof.roles[0].name}")
 
 
 @check("R04", "iam.spot-fleet-role", "The spot-fleet role is trusted by spotfleet.amazonaws.com", Severity.BLOCKER,
-       needs=(CREDS,), actions=("iam:GetRole", "iam:ListAttachedRolePolicies"))
+       needs=(gates.CREDENTIALS,), actions=("iam:GetRole", "iam:ListAttachedRolePolicies"))
 def spot_fleet_role(ctx: Context) -> Finding:
     name = fleet_role_name(ctx)
-    role = _role(ctx, name)
+    role = iam.role(ctx, name)
     trust_fix = (f"aws iam update-assume-role-policy --role-name {name} --policy-document "
                  "'{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Principal\":"
                  "{\"Service\":\"spotfleet.amazonaws.com\"},\"Action\":\"sts:AssumeRole\"}]}'")
     if role is None:
         return fail(f"the spot-fleet role {name} does not exist", SETUP)
-    services = _trusted_services(role)
+    services = role.trusted_services
     if "spotfleet.amazonaws.com" not in services:
         return fail(f"{name} is trusted by {', '.join(sorted(services)) or 'nobody'}, not spotfleet.amazonaws.com "
                     "(IamFleetRole is invalid)", trust_fix)
-    attached = _attached(ctx, name)
+    attached = iam.attached_role_policies(ctx, name)
     if TAGGING_POLICY not in attached:
         if LEGACY_FLEET_POLICY in attached:
             return warn(f"{name} has only the legacy AmazonEC2SpotFleetRole, which cannot tag instances",
@@ -164,10 +93,10 @@ def spot_fleet_role(ctx: Context) -> Finding:
 
 
 @check("R05", "iam.spot-service-linked-roles", "The spot service-linked roles exist", Severity.HIGH,
-       needs=(CREDS,), actions=("iam:GetRole",))
+       needs=(gates.CREDENTIALS,), actions=("iam:GetRole",))
 def spot_slr(ctx: Context) -> Finding:
     missing = [(n, s) for n, s in (("AWSServiceRoleForEC2SpotFleet", "spotfleet.amazonaws.com"),
-                                   ("AWSServiceRoleForEC2Spot", "spot.amazonaws.com")) if _role(ctx, n) is None]
+                                   ("AWSServiceRoleForEC2Spot", "spot.amazonaws.com")) if iam.role(ctx, n) is None]
     if missing:
         return warn(f"{' and '.join(n for n, _ in missing)} missing: created on first use only if you may "
                     "iam:CreateServiceLinkedRole", " && ".join(
@@ -176,17 +105,16 @@ def spot_slr(ctx: Context) -> Finding:
 
 
 @check("R06", "iam.pass-role", "The operator may pass the fleet and instance roles", Severity.BLOCKER,
-       needs=("iam.instance-role", "iam.spot-fleet-role"),
-       actions=("iam:SimulatePrincipalPolicy", "iam:GetRole"))
+       needs=(instance_role, spot_fleet_role), actions=iamsim.ACTIONS)
 def pass_role(ctx: Context) -> Finding:
-    arn = iamsim.principal_arn(ctx)
+    arn = iam.principal_arn(ctx)
     if arn is None:
         raise Skip("the identity is neither an IAM user nor a role")
     targets = []
     for name in (fleet_role_name(ctx), _instance_role_name(ctx)):
-        role = _role(ctx, name)
+        role = iam.role(ctx, name)
         if role:
-            targets.append(str(role["Arn"]))
+            targets.append(role.arn)
     verdict = iamsim.simulate(ctx, arn, [("iam:PassRole", t) for t in targets])
     denied = [r for (_, r), allowed in verdict.items() if not allowed]
     if denied:
@@ -196,35 +124,33 @@ def pass_role(ctx: Context) -> Finding:
 
 
 @check("R07", "iam.monitor-role", "The Auto-Monitor Lambda role exists", Severity.HIGH,
-       needs=(CREDS, CONFIG), actions=("iam:GetRole", "iam:ListAttachedRolePolicies"))
+       needs=(gates.CREDENTIALS, gates.CONFIG), actions=("iam:GetRole", "iam:ListAttachedRolePolicies"))
 def monitor_role(ctx: Context) -> Finding:
     if not is_true(ctx.config.get("AUTO_MONITOR")):
         raise Skip("AUTO_MONITOR is not 'True'")
-    role = _role(ctx, "LambdaFullAccess")
+    role = iam.role(ctx, "LambdaFullAccess")
     if role is None:
         return fail("the role LambdaFullAccess (for the Monitor Lambda) does not exist: fleets are not cleaned up",
                     SETUP)
-    if "lambda.amazonaws.com" not in _trusted_services(role):
+    if "lambda.amazonaws.com" not in role.trusted_services:
         return fail("LambdaFullAccess is not trusted by lambda.amazonaws.com", SETUP)
-    if not _attached(ctx, "LambdaFullAccess"):
+    if not iam.attached_role_policies(ctx, "LambdaFullAccess"):
         return fail("LambdaFullAccess has no policies attached", SETUP)
     return ok("LambdaFullAccess, trusted by lambda.amazonaws.com")
 
 
 @check("R08", "iam.task-role", "The task role (role_arn profile) is trusted by ECS tasks", Severity.BLOCKER,
-       needs=(CREDS, "aws.credential-layout"), actions=("iam:GetRole",))
+       needs=(gates.CREDENTIALS, gates.CREDENTIAL_LAYOUT), actions=("iam:GetRole",))
 def task_role(ctx: Context) -> Finding:
-    layout, _ = _layout(ctx)
-    if layout != "a":
+    layout = local.credential_layout(ctx)
+    if layout.kind != "a" or layout.section is None:
         raise Skip("the profile has no role_arn; workers use copied keys")
-    section = ctx.aws_files.profile_section(ctx.config_profile())
-    assert section is not None
-    arn = ctx.aws_files.config.get(section, "role_arn")
-    name = _name_from_arn(arn)
-    role = _role(ctx, name) if name else None
+    arn = local.aws_files(ctx).config.get(layout.section, "role_arn")
+    name = name_from_arn(arn)
+    role = iam.role(ctx, name) if name else None
     if role is None:
         return fail(f"the task role {arn} does not exist", "create it as in DCP's external_buckets.md")
-    if "ecs-tasks.amazonaws.com" not in _trusted_services(role):
+    if "ecs-tasks.amazonaws.com" not in role.trusted_services:
         return fail(f"{name} is not trusted by ecs-tasks.amazonaws.com: workers cannot assume it",
                     "edit the role's trust relationship so ecs-tasks.amazonaws.com (and you) may assume it")
     return ok(f"{name}, trusted by ecs-tasks.amazonaws.com")
@@ -238,11 +164,11 @@ LEGACY = {
 
 
 @check("R09", "iam.legacy-policies", "No deprecated managed policies on DCP's roles", Severity.LOW,
-       needs=("iam.instance-role", "iam.spot-fleet-role"), actions=("iam:ListAttachedRolePolicies",))
+       needs=(instance_role, spot_fleet_role), actions=("iam:ListAttachedRolePolicies",))
 def legacy_policies(ctx: Context) -> Finding:
     found = []
     for role in (_instance_role_name(ctx), fleet_role_name(ctx)):
-        for arn in _attached(ctx, role):
+        for arn in iam.attached_role_policies(ctx, role):
             if arn in LEGACY:
                 found.append(f"{role} has {arn.rsplit('/', 1)[-1]} (use {LEGACY[arn]})")
     if found:

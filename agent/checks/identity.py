@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from agent import iamsim
-from agent.checks._common import CREDS, error_code
+from agent import gates, iamsim
 from agent.context import Context
+from agent.facts import aws, iam
+from agent.facts.core import translate
 from agent.model import Finding, Severity, Skip, fail, ok, warn
 from agent.registry import check
 
@@ -24,30 +26,31 @@ ARN_ACCOUNT = re.compile(r"^arn:[a-z-]+:iam::(\d{12}):")
 
 
 @check("I01", "identity.credentials", "AWS credentials are valid", Severity.BLOCKER,
-       needs=("aws.config-files",), actions=("sts:GetCallerIdentity",))
+       needs=(gates.AWS_FILES,), actions=("sts:GetCallerIdentity",), provides=gates.CREDENTIALS)
 def credentials(ctx: Context) -> Finding:
     try:
-        ident = ctx.identity()
+        ident = aws.identity(ctx)
     except Exception as e:
-        name = type(e).__name__
-        code = error_code(e)
-        if name == "NoCredentialsError":
+        err = translate(e)
+        if err is None:
+            raise
+        if err.code == "NoCredentialsError":
             return fail("no AWS credentials found (env, ~/.aws or instance role)", "aws configure")
-        if name == "ProfileNotFound":
-            return fail(str(e), "aws configure --profile <name>, or unset AWS_PROFILE")
-        if name in ("PartialCredentialsError", "InvalidConfigError", "CredentialRetrievalError",
-                    "SSOTokenLoadError", "UnauthorizedSSOTokenError", "TokenRetrievalError"):
-            return fail(f"{name}: {str(e).splitlines()[0]}", "aws configure, or aws sso login for SSO profiles")
-        if code in HINTS:
-            return fail(f"AWS rejected the credentials ({code})", HINTS[code])
+        if err.code == "ProfileNotFound":
+            return fail(err.message, "aws configure --profile <name>, or unset AWS_PROFILE")
+        if err.code in ("PartialCredentialsError", "InvalidConfigError", "CredentialRetrievalError",
+                        "SSOTokenLoadError", "UnauthorizedSSOTokenError", "TokenRetrievalError"):
+            return fail(f"{err.code}: {err.message}", "aws configure, or aws sso login for SSO profiles")
+        if err.code in HINTS:
+            return fail(f"AWS rejected the credentials ({err.code})", HINTS[err.code])
         raise
-    return ok(f"{ident['Arn']} (account {ident['Account']})")
+    return ok(f"{ident.arn} (account {ident.account})")
 
 
-@check("I02", "identity.clock-skew", "The local clock agrees with AWS", Severity.HIGH, needs=(CREDS,),
+@check("I02", "identity.clock-skew", "The local clock agrees with AWS", Severity.HIGH, needs=(credentials,),
        actions=("sts:GetCallerIdentity",))
 def clock_skew(ctx: Context) -> Finding:
-    header = ctx.identity().get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+    header = aws.identity(ctx).date
     if not header:
         raise Skip("AWS sent no Date header")
     try:
@@ -66,10 +69,10 @@ def clock_skew(ctx: Context) -> Finding:
 
 
 @check("I03", "identity.credential-lifetime", "Credentials last through a long monitor run", Severity.MEDIUM,
-       needs=(CREDS,))
+       needs=(credentials,))
 def credential_lifetime(ctx: Context) -> Finding:
-    creds = ctx.operator_session().get_credentials()
-    expiry = getattr(creds, "_expiry_time", None)
+    info = aws.credential_info(ctx)
+    expiry = info.expiry if info else None
     if expiry is None:
         return ok("long-term credentials")
     left = (expiry - datetime.now(UTC)).total_seconds() / 3600
@@ -79,9 +82,9 @@ def credential_lifetime(ctx: Context) -> Finding:
     return ok(f"{left:.0f} h left")
 
 
-@check("I04", "identity.type", "Not the account's root user", Severity.MEDIUM, needs=(CREDS,))
+@check("I04", "identity.type", "Not the account's root user", Severity.MEDIUM, needs=(credentials,))
 def identity_type(ctx: Context) -> Finding:
-    arn = str(ctx.identity()["Arn"])
+    arn = aws.identity(ctx).arn
     if arn.endswith(":root"):
         return warn("these are the account root user's keys", "create an IAM user or role for DCP and delete "
                     "the root access keys (IAM console → Security credentials)")
@@ -89,15 +92,12 @@ def identity_type(ctx: Context) -> Finding:
 
 
 @check("I05", "identity.single-account", "Profile, fleet file and buckets are in one account", Severity.BLOCKER,
-       needs=(CREDS,), actions=("sts:GetCallerIdentity",))
+       needs=(credentials,), actions=("sts:GetCallerIdentity",))
 def single_account(ctx: Context) -> Finding:
-    me = ctx.account
+    me = aws.identity(ctx).account
     seen: list[tuple[str, str]] = []
-    try:
-        other = ctx.identity("config")["Account"]
-        seen.append(("config.AWS_PROFILE", str(other)))
-    except Exception:  # noqa: S110 - reported by aws.profile-match
-        pass
+    with contextlib.suppress(Exception):   # a profile that does not work is reported by aws.profile-match
+        seen.append(("config.AWS_PROFILE", aws.identity(ctx, "config").account))
     if ctx.fleet and not ctx.fleet.error:
         role = ctx.fleet.doc.get("IamFleetRole")
         for label, arn in [("the fleet's IamFleetRole", role)] + [
@@ -123,9 +123,9 @@ OPERATOR_ACTIONS = [
 
 
 @check("I06", "identity.permissions", "The operator may do what run.py does (approximation)", Severity.HIGH,
-       needs=(CREDS,), actions=("iam:SimulatePrincipalPolicy", "iam:GetUser", "iam:ListAttachedUserPolicies"))
+       needs=(credentials,), actions=iamsim.ACTIONS)
 def permissions(ctx: Context) -> Finding:
-    arn = iamsim.principal_arn(ctx)
+    arn = iam.principal_arn(ctx)
     if arn is None:
         raise Skip("the identity is neither an IAM user nor a role; nothing to simulate")
     verdict = iamsim.simulate(ctx, arn, [(a, "*") for a in OPERATOR_ACTIONS])

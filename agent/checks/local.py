@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import shutil
-import stat
 from pathlib import Path
 
-from agent.checks._common import CONFIG, cfg, run_cmd
+from agent import gates
+from agent.checks._common import cfg
 from agent.context import Context
+from agent.facts import local
 from agent.model import Finding, Severity, Skip, fail, ok, warn
 from agent.registry import check
 
@@ -20,47 +19,9 @@ DCP_FILES = ("run.py", "config.py", "setup_AWS.py", "lambda_function.py", "run_b
 PKG = "sudo apt-get install -y {deb}   (Amazon Linux: sudo dnf install -y {rpm})"
 
 
-_PROBE = """
-import importlib.util, sys
-print("%d.%d.%d" % sys.version_info[:3])
-pip = importlib.util.find_spec("pip")
-if pip:
-    from importlib.metadata import version
-    print("pip", version("pip"))
-else:
-    print("nopip")
-# Found and installed, read from metadata: importing boto3 here would cost ~200 ms of CPU at every run.
-try:
-    from importlib.metadata import version
-    if importlib.util.find_spec("boto3") and importlib.util.find_spec("botocore"):
-        print("boto3", version("boto3"), version("botocore"))
-    else:
-        print("noboto3 missing")
-except Exception as e:
-    print("noboto3", type(e).__name__)
-"""
-
-
-def _probe(ctx: Context) -> dict[str, str] | None:
-    """One subprocess answers L01, L02 and L03 (the interpreter, its pip, and DCP's requirements)."""
-
-    def run() -> dict[str, str] | None:
-        rc, out = run_cmd([ctx.settings.dcp_python, "-c", _PROBE], timeout=15)
-        lines = out.splitlines()
-        if rc != 0 or not lines or not re.fullmatch(r"\d+\.\d+\.\d+", lines[0]):
-            return None
-        found = {"python": lines[0]}
-        for line in lines[1:]:
-            key, _, rest = line.partition(" ")
-            found[key] = rest
-        return found
-
-    return ctx.memo("python-probe", run)
-
-
 @check("L01", "local.python", "Python for DCP is 3.10 or newer", Severity.HIGH)
 def python_version(ctx: Context) -> Finding:
-    probe = _probe(ctx)
+    probe = local.python_probe(ctx)
     py = ctx.settings.dcp_python
     if probe is None:
         return fail(f"no working Python at {py}",
@@ -77,18 +38,18 @@ def python_version(ctx: Context) -> Finding:
     return ok(f"{py} is Python {text}")
 
 
-@check("L02", "local.pip", "pip is available for that Python", Severity.HIGH, needs=("local.python",))
+@check("L02", "local.pip", "pip is available for that Python", Severity.HIGH, needs=(python_version,))
 def pip_available(ctx: Context) -> Finding:
-    probe = _probe(ctx) or {}
+    probe = local.python_probe(ctx) or {}
     if "pip" not in probe:
         return fail(f"{ctx.settings.dcp_python} has no pip",
                     "sudo apt-get install -y python3-pip python3-venv (AL2023: sudo dnf install -y python3.11-pip)")
     return ok(f"pip {probe['pip']}")
 
 
-@check("L03", "local.dcp-requirements", "DCP's requirements import", Severity.BLOCKER, needs=("local.python",))
+@check("L03", "local.dcp-requirements", "DCP's requirements import", Severity.BLOCKER, needs=(python_version,))
 def requirements(ctx: Context) -> Finding:
-    probe = _probe(ctx) or {}
+    probe = local.python_probe(ctx) or {}
     req = ctx.settings.dcp_clone / "files" / "requirements.txt"
     if "boto3" not in probe:
         return fail(f"boto3 does not import in {ctx.settings.dcp_python}",
@@ -99,7 +60,7 @@ def requirements(ctx: Context) -> Finding:
 
 @check("L04", "local.git", "git is installed", Severity.HIGH)
 def git_installed(ctx: Context) -> Finding:
-    rc, out = run_cmd(["git", "--version"])
+    rc, out = local.command(ctx, "git", "--version")
     if rc != 0:
         return fail("git is not installed", PKG.format(deb="git", rpm="git"))
     return ok(out)
@@ -110,16 +71,16 @@ def dcp_clone(ctx: Context) -> Finding:
     p = ctx.settings.dcp_clone
     clone_fix = (f"git clone https://github.com/DistributedScience/Distributed-CellProfiler.git {p} "
                  "(or set 'dcp_clone' in the settings)")
-    if not p.is_dir():
+    if not local.file_info(ctx, p).is_dir:
         return fail(f"no DCP clone at {p}", clone_fix)
-    missing = [f for f in DCP_FILES if not (p / f).exists()]
+    missing = [f for f in DCP_FILES if not local.file_info(ctx, p / f).exists]
     if missing:
         return fail(f"{p} lacks {', '.join(missing)}: not a complete DCP checkout", clone_fix)
     for d in (p, p / "files"):
-        if not os.access(d, os.W_OK):
+        if not local.file_info(ctx, d).writable:
             return fail(f"{d} is not writable: run.py writes configtemp.config and files/*SpotFleetRequestId.json",
                         f"sudo chown -R $USER {p}")
-    rc, out = run_cmd(["git", "-C", str(p), "config", "--get", "remote.origin.url"])
+    rc, out = local.command(ctx, "git", "-C", str(p), "config", "--get", "remote.origin.url")
     if rc != 0 or not out:
         return warn(f"{p} is not a git clone with an origin, so it cannot be updated with git pull", clone_fix)
     expected = ctx.settings.repo_url
@@ -130,31 +91,9 @@ def dcp_clone(ctx: Context) -> Finding:
                 "https://github.com/DistributedScience/Distributed-CellProfiler.git")
 
 
-def _aws_version() -> tuple[int, str]:
-    """`aws --version`, read cheaply where possible: starting AWS CLI v1 takes half a second."""
-    path = shutil.which("aws")
-    if path is None:
-        return 127, ""
-    real = os.path.realpath(path)
-    m = re.search(r"/v2/(2\.\d+\.\d+)/", real)            # the official v2 bundle keeps its version in the path
-    if m:
-        return 0, f"aws-cli/{m.group(1)}"
-    try:
-        with open(real, "rb") as f:
-            head = f.readline(200)
-    except OSError:
-        head = b""
-    if head.startswith(b"#!") and b"python" in head:     # a Python launcher (pip's v1, Debian's v2)
-        interp = head[2:].decode(errors="replace").split()[0]
-        rc, out = run_cmd([interp, "-c", "from importlib.metadata import version; print(version('awscli'))"])
-        if rc == 0 and re.fullmatch(r"\d+\.\d+\.\d+", out.strip()):
-            return 0, f"aws-cli/{out.strip()}"
-    return run_cmd(["aws", "--version"], timeout=10)
-
-
 @check("L06", "local.aws-cli", "AWS CLI v2 is installed", Severity.MEDIUM)
 def aws_cli(ctx: Context) -> Finding:
-    rc, out = _aws_version()
+    rc, out = local.aws_cli_version(ctx)
     fix = ("install AWS CLI v2: Debian 12/13 sudo apt-get install -y awscli; elsewhere the official bundle "
            "(https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html)")
     if rc == 127:
@@ -170,29 +109,15 @@ def aws_cli(ctx: Context) -> Finding:
 
 @check("L07", "local.s3fs", "s3fs is installed (optional)", Severity.LOW)
 def s3fs(ctx: Context) -> Finding:
-    rc, out = run_cmd(["s3fs", "--version"])
+    rc, out = local.command(ctx, "s3fs", "--version")
     if rc == 127:
         return warn("s3fs is not installed (optional: mounts a bucket as a folder)", PKG.format(deb="s3fs", rpm="s3fs-fuse"))
     return ok(out.splitlines()[0] if out else "s3fs")
 
 
-def _gnu_parallel(path: str) -> tuple[int, str]:
-    """GNU parallel is a Perl script naming itself and its version; moreutils' is a binary."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(65536)
-    except OSError:
-        head = b""
-    m = re.search(rb"\$Global::version\s*=\s*(\d+)", head)
-    if b"GNU Parallel" in head or b"GNU parallel" in head:
-        return 0, f"GNU parallel {m.group(1).decode() if m else ''}".strip()
-    return run_cmd(["parallel", "--version"])
-
-
 @check("L08", "local.gnu-parallel", "GNU parallel is installed (optional)", Severity.LOW)
 def gnu_parallel(ctx: Context) -> Finding:
-    path = shutil.which("parallel")
-    rc, out = (127, "") if path is None else _gnu_parallel(path)
+    rc, out = local.parallel_version(ctx)
     if rc == 127:
         return warn("parallel is not installed (optional: files/batches.sh needs it)",
                     PKG.format(deb="parallel", rpm="parallel"))
@@ -205,40 +130,39 @@ def gnu_parallel(ctx: Context) -> Finding:
 @check("L09", "local.tmux-or-screen", "tmux or screen is installed", Severity.MEDIUM)
 def tmux_or_screen(ctx: Context) -> Finding:
     for tool in ("tmux", "screen"):
-        rc, _ = run_cmd(["sh", "-c", f"command -v {tool}"])
-        if rc == 0:
+        if local.which(ctx, tool):
             return ok(f"{tool} is available for long-running monitors")
     return warn("neither tmux nor screen is installed: 'run.py monitor' must survive a dropped SSH session",
                 PKG.format(deb="tmux", rpm="tmux"))
 
 
 @check("L10", "local.ssh-key", "The SSH key named in config.py is present and private", Severity.MEDIUM,
-       needs=(CONFIG,))
+       needs=(gates.CONFIG,))
 def ssh_key(ctx: Context) -> Finding:
     name = cfg(ctx, "SSH_KEY_NAME")
     if not isinstance(name, str) or not name or name == "your-key-file.pem":
         raise Skip("SSH_KEY_NAME is not set (see config.placeholders)")
     ssh_dir = Path.home() / ".ssh"
     key = ssh_dir / name
-    if not key.exists():
+    info = local.file_info(ctx, key)
+    if not info.exists:
         return warn(f"{key} does not exist (only needed to SSH into workers)",
                     f"copy the key pair's private key to {key} and chmod 600 {key}")
-    st = key.stat()
-    if not stat.S_ISREG(st.st_mode):
+    if not info.is_file:
         return fail(f"{key} is not a regular file", f"replace {key} with the private key file")
-    if st.st_mode & 0o077:
-        return fail(f"{key} is readable by others (mode {stat.S_IMODE(st.st_mode):o}); ssh refuses such keys",
+    if info.mode & 0o077:
+        return fail(f"{key} is readable by others (mode {info.mode:o}); ssh refuses such keys",
                     f"chmod 700 {ssh_dir} && chmod 600 {key}")
-    if st.st_uid != os.getuid():
+    if info.uid != os.getuid():
         return warn(f"{key} belongs to another user", f"sudo chown $USER {key}")
-    if ssh_dir.stat().st_mode & 0o022:
+    if local.file_info(ctx, ssh_dir).mode & 0o022:
         return warn(f"{ssh_dir} is writable by others", f"chmod 700 {ssh_dir}")
     return ok(f"{key} (mode 600)")
 
 
 @check("L11", "local.clock", "The clock is synchronised", Severity.HIGH)
 def clock(ctx: Context) -> Finding:
-    rc, out = run_cmd(["timedatectl", "show", "-p", "NTPSynchronized", "--value"])
+    rc, out = local.command(ctx, "timedatectl", "show", "-p", "NTPSynchronized", "--value")
     if rc == 127:
         raise Skip("timedatectl is not available here; the skew against AWS is checked by identity.clock-skew")
     if rc != 0:
@@ -250,21 +174,11 @@ def clock(ctx: Context) -> Finding:
 
 
 @check("L12", "local.dcp-clone-size", "The DCP clone is small enough for setup_AWS.py's Lambda zip", Severity.MEDIUM,
-       needs=("local.dcp-clone",))
+       needs=(dcp_clone,))
 def clone_size(ctx: Context) -> Finding:
     p = ctx.settings.dcp_clone
-    total, flagged = 0, []
-    for root, dirs, files in os.walk(p):
-        rel = Path(root).relative_to(p)
-        for d in list(dirs):
-            if d in (".venv", "venv", ".aws") or (d == "env" and rel == Path(".")):
-                flagged.append(str(rel / d))
-        for f in files:
-            if f in ("credentials", ".env") or f.endswith(".pem"):
-                flagged.append(str(rel / f))
-            with contextlib.suppress(OSError):
-                total += (Path(root) / f).lstat().st_size
-    mb = total / 1e6
+    tree = local.tree_summary(ctx, p)
+    flagged, mb = list(tree.flagged), tree.bytes / 1e6
     if flagged:
         return warn(f"{p} holds {', '.join(sorted(flagged)[:3])}: setup_AWS.py zips the whole folder into "
                     "the Lambda package", "move venvs, keys and credentials out of the clone")

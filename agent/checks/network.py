@@ -3,25 +3,35 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 from typing import Any
 
-from agent.checks._common import AWS, CONFIG, FLEET, error_code
+from agent import gates
 from agent.context import Context
+from agent.facts import ec2
 from agent.model import Finding, Severity, Skip, fail, ok, warn
 from agent.registry import check
 
-NET = (*AWS, FLEET)
+NET = (*gates.AWS, gates.FLEET)
+
+
+def _subnets(ctx: Context) -> ec2.Resources:
+    return ec2.subnets(ctx, tuple(ctx.fleet.subnets()) if ctx.fleet else ())
+
+
+def _groups(ctx: Context) -> ec2.Resources:
+    return ec2.security_groups(ctx, tuple(ctx.fleet.security_groups()) if ctx.fleet else ())
 
 
 @check("N01", "ec2.subnets", "The fleet's subnets exist in AWS_REGION", Severity.BLOCKER, needs=NET,
-       actions=("ec2:DescribeSubnets",))
+       actions=("ec2:DescribeSubnets",), provides=gates.SUBNETS)
 def subnets(ctx: Context) -> Finding:
     assert ctx.fleet is not None
     wanted = ctx.fleet.subnets()
     if not wanted:
         return fail("the fleet file names no subnet", "set NetworkInterfaces[0].SubnetId in each launch spec")
-    found = ctx.subnets()
+    found = _subnets(ctx)
     missing = [s for s in wanted if s not in found]
     if missing:
         return fail(f"{', '.join(missing)} not found in {ctx.region} (\"One of the provided subnets was not valid\")",
@@ -30,18 +40,18 @@ def subnets(ctx: Context) -> Finding:
 
 
 @check("N02", "ec2.security-groups", "The security groups exist in the subnets' VPC", Severity.BLOCKER,
-       needs=("ec2.subnets",), actions=("ec2:DescribeSecurityGroups",))
+       needs=(subnets,), actions=("ec2:DescribeSecurityGroups",))
 def security_groups(ctx: Context) -> Finding:
     assert ctx.fleet is not None
     wanted = ctx.fleet.security_groups()
     if not wanted:
         return fail("the fleet file names no security group", "set NetworkInterfaces[0].Groups")
-    found = ctx.security_groups()
+    found = _groups(ctx)
     missing = [g for g in wanted if g not in found]
     if missing:
         return fail(f"{', '.join(missing)} not found in {ctx.region}", "put the id of your worker security group "
                     "(aws ec2 describe-security-groups) in the fleet file")
-    vpcs = {s["VpcId"] for s in ctx.subnets().values()}
+    vpcs = {s["VpcId"] for s in _subnets(ctx).values()}
     other = [g for g in wanted if found[g].get("VpcId") not in vpcs]
     if other:
         return fail(f"{', '.join(other)} is not in the subnets' VPC {', '.join(sorted(vpcs))}",
@@ -63,9 +73,9 @@ def _allows(perms: list[dict[str, Any]], port: int, cidr_ok: Any) -> bool:
 
 
 @check("N03", "ec2.sg-egress-https", "Workers may reach HTTPS (ECS, S3, SQS, Docker Hub)", Severity.BLOCKER,
-       needs=("ec2.security-groups",), actions=("ec2:DescribeSecurityGroups",))
+       needs=(security_groups,), actions=("ec2:DescribeSecurityGroups",))
 def sg_egress(ctx: Context) -> Finding:
-    groups = ctx.security_groups()
+    groups = _groups(ctx)
     perms = [p for g in groups.values() for p in g.get("IpPermissionsEgress", [])]
     if not _allows(perms, 443, lambda c: c is None or c in ("0.0.0.0/0", "::/0")):
         return fail(f"{', '.join(groups)} allow no outbound HTTPS to the internet: the ECS agent cannot register",
@@ -80,9 +90,9 @@ def _client_ip() -> str | None:
 
 
 @check("N04", "ec2.sg-ssh-ingress", "SSH to workers is open from your address", Severity.LOW,
-       needs=("ec2.security-groups",), actions=("ec2:DescribeSecurityGroups",))
+       needs=(security_groups,), actions=("ec2:DescribeSecurityGroups",))
 def sg_ssh(ctx: Context) -> Finding:
-    groups = ctx.security_groups()
+    groups = _groups(ctx)
     perms = [p for g in groups.values() for p in g.get("IpPermissions", [])]
     ip = _client_ip()
 
@@ -104,9 +114,7 @@ def sg_ssh(ctx: Context) -> Finding:
 
 def _route_table(ctx: Context, subnet: dict[str, Any]) -> dict[str, Any] | None:
     """The subnet's own route table, else its VPC's main one (all of the VPC's tables in one call)."""
-    vpc = subnet["VpcId"]
-    tables = ctx.memo(f"route-tables:{vpc}", lambda: ctx.client("ec2").describe_route_tables(
-        Filters=[{"Name": "vpc-id", "Values": [vpc]}])["RouteTables"])
+    tables = ec2.route_tables(ctx, subnet["VpcId"])
     for table in tables:
         if any(a.get("SubnetId") == subnet["SubnetId"] for a in table.get("Associations", [])):
             return dict(table)
@@ -117,11 +125,11 @@ def _route_table(ctx: Context, subnet: dict[str, Any]) -> dict[str, Any] | None:
 
 
 @check("N05", "ec2.worker-internet-path", "Workers can reach the internet (public IP + IGW, or NAT)",
-       Severity.BLOCKER, needs=("ec2.subnets", CONFIG),
+       Severity.BLOCKER, needs=(subnets, gates.CONFIG),
        actions=("ec2:DescribeRouteTables", "ec2:DescribeNatGateways"))
 def internet_path(ctx: Context) -> Finding:
     assert ctx.fleet is not None
-    found = ctx.subnets()
+    found = _subnets(ctx)
     assign_ip = ctx.config.get("ASSIGN_IP")
     via_nat = []
     for spec in ctx.fleet.specs:
@@ -150,8 +158,7 @@ def internet_path(ctx: Context) -> Finding:
             continue
         nat_ok = False
         if nat_ids:
-            nats = ctx.client("ec2").describe_nat_gateways(NatGatewayIds=nat_ids)["NatGateways"]
-            nat_ok = any(n.get("State") == "available" for n in nats)
+            nat_ok = any(n.get("State") == "available" for n in ec2.nat_gateways(ctx, tuple(nat_ids)))
         if not (nat_ok or other):
             why = ("ASSIGN_IP is 'False'" if assign_ip == "False" else
                    "the fleet file sets AssociatePublicIpAddress: false (as DCP's example does)"
@@ -166,24 +173,23 @@ def internet_path(ctx: Context) -> Finding:
     return ok("public IPs with an internet gateway route")
 
 
-@check("N06", "ec2.vpc-dns", "The VPC resolves DNS", Severity.HIGH, needs=("ec2.subnets",),
+@check("N06", "ec2.vpc-dns", "The VPC resolves DNS", Severity.HIGH, needs=(subnets,),
        actions=("ec2:DescribeVpcAttribute",))
 def vpc_dns(ctx: Context) -> Finding:
-    for vpc in sorted({s["VpcId"] for s in ctx.subnets().values()}):
-        attr = ctx.client("ec2").describe_vpc_attribute(VpcId=vpc, Attribute="enableDnsSupport")
-        if not attr["EnableDnsSupport"]["Value"]:
+    for vpc in sorted({s["VpcId"] for s in _subnets(ctx).values()}):
+        if not ec2.vpc_dns_support(ctx, vpc):
             return fail(f"{vpc} has DNS resolution turned off: workers cannot resolve AWS endpoints",
                         f"aws ec2 modify-vpc-attribute --vpc-id {vpc} --enable-dns-support '{{\"Value\":true}}'")
     return ok("enableDnsSupport on")
 
 
 @check("N07", "ec2.subnet-free-ips", "The subnets have addresses for every machine", Severity.HIGH,
-       needs=("ec2.subnets", CONFIG), actions=("ec2:DescribeSubnets",))
+       needs=(subnets, gates.CONFIG), actions=("ec2:DescribeSubnets",))
 def free_ips(ctx: Context) -> Finding:
     machines = ctx.config.get("CLUSTER_MACHINES")
     if not isinstance(machines, int):
         raise Skip("CLUSTER_MACHINES is not a number")
-    free = sum(int(s.get("AvailableIpAddressCount", 0)) for s in ctx.subnets().values())
+    free = sum(int(s.get("AvailableIpAddressCount", 0)) for s in _subnets(ctx).values())
     if free < machines:
         return fail(f"the subnets have {free} free addresses for {machines} machines", "add subnets (one launch "
                     "spec each) or free addresses")
@@ -193,13 +199,13 @@ def free_ips(ctx: Context) -> Finding:
 
 
 @check("N08", "ec2.instance-types", "MACHINE_TYPE is offered, spot-capable and x86_64 in the subnets' zones",
-       Severity.BLOCKER, needs=("ec2.subnets", CONFIG),
+       Severity.BLOCKER, needs=(subnets, gates.CONFIG),
        actions=("ec2:DescribeInstanceTypes", "ec2:DescribeInstanceTypeOfferings"))
 def instance_types(ctx: Context) -> Finding:
     types = ctx.machine_types()
     if not types:
         raise Skip("MACHINE_TYPE is not a list of names (see config.types)")
-    info = ctx.instance_types(types)
+    info = ec2.instance_types(ctx, tuple(types))
     unknown = [t for t in types if t not in info]
     if unknown:
         return fail(f"{', '.join(unknown)} is not an EC2 instance type", "fix MACHINE_TYPE in config.py")
@@ -209,11 +215,8 @@ def instance_types(ctx: Context) -> Finding:
         if "x86_64" not in i.get("ProcessorInfo", {}).get("SupportedArchitectures", []):
             return fail(f"{t} is not x86_64; the DCP image is built for linux/amd64", "choose an x86_64 type "
                         "(m5, c5, r5, …)")
-    zones = sorted({s["AvailabilityZone"] for s in ctx.subnets().values()})
-    offers = ctx.client("ec2").describe_instance_type_offerings(
-        LocationType="availability-zone", Filters=[{"Name": "location", "Values": zones},
-                                                   {"Name": "instance-type", "Values": types}])["InstanceTypeOfferings"]
-    offered = {(o["InstanceType"], o["Location"]) for o in offers}
+    zones = sorted({s["AvailabilityZone"] for s in _subnets(ctx).values()})
+    offered = ec2.type_offerings(ctx, tuple(zones), tuple(types))
     gaps = [f"{t} in {z}" for t in types for z in zones if (t, z) not in offered]
     if gaps:
         return fail(f"not offered: {', '.join(gaps)}", "use subnets in zones that offer the type, or another type")
@@ -228,14 +231,10 @@ def key_pair(ctx: Context) -> Finding:
     if not names:
         return warn("the fleet file names no KeyName: you cannot SSH into workers", "add \"KeyName\" to each launch spec")
     for name in names:
-        try:
-            ctx.client("ec2").describe_key_pairs(KeyNames=[name])
-        except Exception as e:
-            if error_code(e) == "InvalidKeyPair.NotFound":
-                return fail(f"key pair {name!r} does not exist in {ctx.region}",
-                            f"aws ec2 import-key-pair --key-name {name} --public-key-material fileb://~/.ssh/{name}.pub "
-                            f"--region {ctx.region}")
-            raise
+        if not ec2.key_pair_exists(ctx, name):
+            return fail(f"key pair {name!r} does not exist in {ctx.region}",
+                        f"aws ec2 import-key-pair --key-name {name} --public-key-material fileb://~/.ssh/{name}.pub "
+                        f"--region {ctx.region}")
     ssh_key = ctx.config.get("SSH_KEY_NAME")
     if isinstance(ssh_key, str) and ssh_key.removesuffix(".pem") not in names:
         return warn(f"the fleet uses key {', '.join(names)} but SSH_KEY_NAME is {ssh_key!r}",
@@ -245,7 +244,7 @@ def key_pair(ctx: Context) -> Finding:
 
 
 @check("N10", "ec2.dry-run-launch", "A DryRun launch of one worker succeeds (opt-in)", Severity.HIGH,
-       needs=("ec2.subnets", CONFIG), actions=("ec2:RunInstances", "iam:PassRole"), opt_in=True)
+       needs=(subnets, gates.CONFIG), actions=("ec2:RunInstances", "iam:PassRole"), opt_in=True)
 def dry_run(ctx: Context) -> Finding:
     assert ctx.fleet is not None
     spec = ctx.fleet.specs[0]
@@ -254,22 +253,17 @@ def dry_run(ctx: Context) -> Finding:
     if len(bdms) > 1 and isinstance(ctx.config.get("EBS_VOL_SIZE"), int):
         bdms[1] = dict(bdms[1], Ebs=dict(bdms[1].get("Ebs", {}), VolumeSize=ctx.config.get("EBS_VOL_SIZE")))
     kwargs: dict[str, Any] = {
-        "DryRun": True, "ImageId": spec.get("ImageId"), "InstanceType": types[0], "MinCount": 1, "MaxCount": 1,
+        "ImageId": spec.get("ImageId"), "InstanceType": types[0], "MinCount": 1, "MaxCount": 1,
         "IamInstanceProfile": {"Arn": (spec.get("IamInstanceProfile") or {}).get("Arn")},
         "BlockDeviceMappings": bdms, "InstanceMarketOptions": {"MarketType": "spot"}}
     if spec.get("KeyName"):
         kwargs["KeyName"] = spec["KeyName"]
     if spec.get("NetworkInterfaces"):
         kwargs["NetworkInterfaces"] = spec["NetworkInterfaces"]
-    try:
-        ctx.client("ec2").run_instances(**kwargs)
-    except Exception as e:
-        code = error_code(e)
-        if code == "DryRunOperation":
-            return ok("EC2 accepted the launch (DryRun)")
-        if code:
-            msg = getattr(e, "response", {}).get("Error", {}).get("Message", "")
-            return fail(f"EC2 refused the launch: {code}: {msg}"[:300], "fix what the message names in the fleet "
-                        "file or config.py")
-        raise
+    code, msg = ec2.dry_run_launch(ctx, json.dumps(kwargs, sort_keys=True, default=str))
+    if code == "DryRunOperation":
+        return ok("EC2 accepted the launch (DryRun)")
+    if code:
+        return fail(f"EC2 refused the launch: {code}: {msg}"[:300], "fix what the message names in the fleet "
+                    "file or config.py")
     return warn("EC2 launched without DryRunOperation?", "check the endpoint")

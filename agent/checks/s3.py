@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import fnmatch
-import json
 import re
 from typing import Any
 
-from agent import iamsim
-from agent.checks._common import AWS, CONFIG, error_code
-from agent.checks.awsconfig import _layout
+from agent import gates, iamsim
 from agent.context import Context
+from agent.facts import aws, iam, local, s3
 from agent.model import Finding, Severity, Skip, fail, ok, warn
 from agent.registry import check
 
@@ -23,7 +21,7 @@ def _valid_buckets(ctx: Context) -> dict[str, str]:
     return {r: b for r, b in ctx.buckets().items() if NAME_RE.match(b) and b not in PLACEHOLDERS}
 
 
-@check("S01", "s3.bucket-names", "Bucket names are set and valid", Severity.BLOCKER, needs=(CONFIG,))
+@check("S01", "s3.bucket-names", "Bucket names are set and valid", Severity.BLOCKER, needs=(gates.CONFIG,))
 def bucket_names(ctx: Context) -> Finding:
     for role in ROLES:
         value = ctx.config.get(role)
@@ -37,34 +35,12 @@ def bucket_names(ctx: Context) -> Finding:
     return ok(", ".join(sorted(set(ctx.buckets().values()))))
 
 
-def _head(ctx: Context, bucket: str) -> tuple[int, dict[str, str]]:
-    def call() -> tuple[int, dict[str, str]]:
-        try:
-            resp = ctx.client("s3").head_bucket(Bucket=bucket)
-            return 200, dict(resp["ResponseMetadata"].get("HTTPHeaders", {}))
-        except Exception as e:
-            status = getattr(e, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if status in (301, 400, 403, 404):
-                return int(status), dict(getattr(e, "response", {}).get("ResponseMetadata", {}).get("HTTPHeaders", {}))
-            raise
-
-    return ctx.memo(f"head:{bucket}", call)
-
-
-def _public_read(ctx: Context, bucket: str) -> bool:
-    try:
-        ctx.client("s3", unsigned=True).list_objects_v2(Bucket=bucket, MaxKeys=1)
-        return True
-    except Exception:
-        return False
-
-
 @check("S02", "s3.buckets-reachable", "The buckets exist and these credentials reach them", Severity.BLOCKER,
-       needs=(*AWS, "s3.bucket-names"), actions=("s3:ListBucket",))
+       needs=(*gates.AWS, bucket_names), actions=("s3:ListBucket",), provides=gates.BUCKETS)
 def buckets_reachable(ctx: Context) -> Finding:
     notes = []
     for role, bucket in _valid_buckets(ctx).items():
-        status, _ = _head(ctx, bucket)
+        status = s3.head(ctx, bucket).status
         if status == 404:
             return fail(f"{role} {bucket!r} does not exist", f"aws s3 mb s3://{bucket} --region {ctx.region}, "
                         f"or fix {role} in config.py")
@@ -72,7 +48,7 @@ def buckets_reachable(ctx: Context) -> Finding:
             if role == "AWS_BUCKET":
                 return fail(f"AWS_BUCKET {bucket!r} exists but these credentials may not use it",
                             "grant s3:ListBucket/GetObject/PutObject on it, or use a bucket of your own")
-            if role in ("SOURCE_BUCKET", "WORKSPACE_BUCKET") and _public_read(ctx, bucket):
+            if role in ("SOURCE_BUCKET", "WORKSPACE_BUCKET") and s3.public_read(ctx, bucket):
                 notes.append(f"{bucket} is readable only anonymously (public)")
                 continue
             return fail(f"{role} {bucket!r} refuses these credentials (403)",
@@ -82,44 +58,17 @@ def buckets_reachable(ctx: Context) -> Finding:
     return ok("all reachable")
 
 
-def _owned_names(ctx: Context) -> set[str] | None:
-    def call() -> set[str] | None:
-        try:
-            return {b["Name"] for b in ctx.client("s3").list_buckets().get("Buckets", [])}
-        except Exception as e:
-            if error_code(e) in ("AccessDenied", "403"):
-                return None
-            raise
-
-    return ctx.memo("owned-buckets", call)
-
-
-def foreign(ctx: Context, bucket: str) -> bool:
-    """True when the bucket answers but belongs to another account."""
-    def call() -> bool:
-        try:
-            ctx.client("s3").head_bucket(Bucket=bucket, ExpectedBucketOwner=ctx.account)
-        except Exception as e:
-            status = getattr(e, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if status == 403:
-                return True
-        owned = _owned_names(ctx)
-        return owned is not None and bucket not in owned
-
-    return ctx.memo(f"foreign:{bucket}", call)
-
-
 @check("S03", "s3.bucket-ownership", "The buckets belong to this account", Severity.MEDIUM,
-       needs=("s3.buckets-reachable",), actions=("s3:ListBucket", "s3:ListAllMyBuckets"))
+       needs=(buckets_reachable,), actions=("s3:ListBucket", "s3:ListAllMyBuckets"))
 def ownership(ctx: Context) -> Finding:
     buckets = _valid_buckets(ctx)
     notes = []
-    if "AWS_BUCKET" in buckets and foreign(ctx, buckets["AWS_BUCKET"]):
+    if "AWS_BUCKET" in buckets and s3.foreign(ctx, buckets["AWS_BUCKET"]):
         notes.append(f"AWS_BUCKET {buckets['AWS_BUCKET']} belongs to another account: log export and "
                      "ecsconfigs need cross-account bucket policies")
     dest = buckets.get("DESTINATION_BUCKET")
     flags = ctx.config.get("UPLOAD_FLAGS") or ""
-    if dest and foreign(ctx, dest) and "bucket-owner-full-control" not in str(flags):
+    if dest and s3.foreign(ctx, dest) and "bucket-owner-full-control" not in str(flags):
         notes.append(f"DESTINATION_BUCKET {dest} belongs to another account and UPLOAD_FLAGS lacks "
                      "--acl bucket-owner-full-control")
     if notes:
@@ -128,25 +77,17 @@ def ownership(ctx: Context) -> Finding:
     return ok("owned by this account")
 
 
-def bucket_region(ctx: Context, bucket: str) -> str:
-    def call() -> str:
-        loc = ctx.client("s3").get_bucket_location(Bucket=bucket).get("LocationConstraint")
-        return {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(loc, loc)
-
-    return ctx.memo(f"region:{bucket}", call)
-
-
 @check("S04", "s3.bucket-region", "The buckets are in AWS_REGION", Severity.HIGH,
-       needs=("s3.buckets-reachable",), actions=("s3:GetBucketLocation",))
-def bucket_region_check(ctx: Context) -> Finding:
+       needs=(buckets_reachable,), actions=("s3:GetBucketLocation",))
+def bucket_region(ctx: Context) -> Finding:
     buckets = _valid_buckets(ctx)
     region = ctx.region
     logs = buckets.get("AWS_BUCKET")
-    if logs and bucket_region(ctx, logs) != region:
-        return fail(f"AWS_BUCKET {logs} is in {bucket_region(ctx, logs)}, not {region}: CloudWatch Logs cannot "
+    if logs and s3.region(ctx, logs) != region:
+        return fail(f"AWS_BUCKET {logs} is in {s3.region(ctx, logs)}, not {region}: CloudWatch Logs cannot "
                     "export to a bucket in another region", f"use a bucket in {region} for AWS_BUCKET")
-    away = sorted({f"{b} ({bucket_region(ctx, b)})" for r, b in buckets.items()
-                   if r != "AWS_BUCKET" and bucket_region(ctx, b) != region})
+    away = sorted({f"{b} ({s3.region(ctx, b)})" for r, b in buckets.items()
+                   if r != "AWS_BUCKET" and s3.region(ctx, b) != region})
     if away:
         return warn(f"{', '.join(away)} outside {region}: cross-region transfer costs, and s3fs trouble",
                     f"keep data buckets in {region}, or run DCP in their region")
@@ -173,7 +114,7 @@ def _grants(st: dict[str, Any], principal: str, action: str, resource: str) -> b
 
 
 @check("S05", "s3.log-export-policy", "AWS_BUCKET accepts CloudWatch log exports", Severity.MEDIUM,
-       needs=("s3.buckets-reachable",), actions=("s3:GetBucketPolicy",))
+       needs=(buckets_reachable,), actions=("s3:GetBucketPolicy",))
 def log_export_policy(ctx: Context) -> Finding:
     bucket = _valid_buckets(ctx).get("AWS_BUCKET")
     if not bucket:
@@ -182,13 +123,10 @@ def log_export_policy(ctx: Context) -> Finding:
     fix = (f"aws s3api put-bucket-policy --bucket {bucket} --policy file://dcp-logs-policy.json "
            f"(the template in DCP's step_0_prep.md, with logs.{region}.amazonaws.com; merge with any existing "
            "policy)")
-    try:
-        policy = json.loads(ctx.client("s3").get_bucket_policy(Bucket=bucket)["Policy"])
-    except Exception as e:
-        if error_code(e) == "NoSuchBucketPolicy":
-            return fail(f"{bucket} has no bucket policy: 'run.py monitor' fails exporting logs "
-                        "(GetBucketAcl call on the given bucket failed)", fix)
-        raise
+    policy = s3.policy(ctx, bucket)
+    if policy is None:
+        return fail(f"{bucket} has no bucket policy: 'run.py monitor' fails exporting logs "
+                    "(GetBucketAcl call on the given bucket failed)", fix)
     principal = f"logs.{region}.amazonaws.com"
     group = ctx.config.get("LOG_GROUP_NAME") or ctx.config.get("APP_NAME") or "*"
     needs = [("s3:GetBucketAcl", f"arn:aws:s3:::{bucket}"),
@@ -207,24 +145,17 @@ def log_export_policy(ctx: Context) -> Finding:
             if acl and acl != "bucket-owner-full-control":
                 return fail(f"the s3:x-amz-acl condition is {acl!r}; log export sends bucket-owner-full-control", fix)
             src = (cond.get("StringEquals") or {}).get("aws:SourceAccount")
-            if src and src != ctx.account:
+            if src and src != aws.identity(ctx).account:
                 return fail(f"the policy only admits exports from account {src}", fix)
     return ok(f"{principal} may write to exportedlogs/")
 
 
 @check("S06", "s3.encryption", "Bucket encryption does not block workers or log export", Severity.LOW,
-       needs=("s3.buckets-reachable",), actions=("s3:GetEncryptionConfiguration",))
+       needs=(buckets_reachable,), actions=("s3:GetEncryptionConfiguration",))
 def encryption(ctx: Context) -> Finding:
     kms = []
     for bucket in sorted(set(_valid_buckets(ctx).values())):
-        try:
-            rules = ctx.client("s3").get_bucket_encryption(Bucket=bucket)[
-                "ServerSideEncryptionConfiguration"]["Rules"]
-        except Exception as e:
-            if error_code(e) == "ServerSideEncryptionConfigurationNotFoundError":
-                continue
-            raise
-        for rule in rules:
+        for rule in s3.encryption_rules(ctx, bucket):
             default = rule.get("ApplyServerSideEncryptionByDefault", {})
             key = default.get("KMSMasterKeyID", "")
             if default.get("SSEAlgorithm", "").startswith("aws:kms") and key and "alias/aws/s3" not in key:
@@ -235,7 +166,7 @@ def encryption(ctx: Context) -> Finding:
     return ok("SSE-S3 or none")
 
 
-@check("S07", "s3.dots-with-s3fs", "No dotted SOURCE_BUCKET mounted with s3fs", Severity.HIGH, needs=(CONFIG,))
+@check("S07", "s3.dots-with-s3fs", "No dotted SOURCE_BUCKET mounted with s3fs", Severity.HIGH, needs=(gates.CONFIG,))
 def dots_with_s3fs(ctx: Context) -> Finding:
     src = ctx.config.get("SOURCE_BUCKET")
     if ctx.config.get("DOWNLOAD_FILES") == "False" and isinstance(src, str) and "." in src:
@@ -245,10 +176,9 @@ def dots_with_s3fs(ctx: Context) -> Finding:
 
 
 @check("S08", "s3.bucket-actions", "The operator and workers may use the buckets (approximation)",
-       Severity.BLOCKER, needs=("s3.buckets-reachable", "aws.credential-layout"),
-       actions=("iam:SimulatePrincipalPolicy",))
+       Severity.BLOCKER, needs=(buckets_reachable, gates.CREDENTIAL_LAYOUT), actions=iamsim.ACTIONS)
 def bucket_actions(ctx: Context) -> Finding:
-    arn = iamsim.principal_arn(ctx)
+    arn = iam.principal_arn(ctx)
     if arn is None:
         raise Skip("the identity is neither an IAM user nor a role")
     b = _valid_buckets(ctx)
@@ -256,15 +186,17 @@ def bucket_actions(ctx: Context) -> Finding:
     if "AWS_BUCKET" in b:
         pairs += [("s3:PutObject", f"arn:aws:s3:::{b['AWS_BUCKET']}/ecsconfigs/x"),
                   ("s3:PutObject", f"arn:aws:s3:::{b['AWS_BUCKET']}/monitors/x")]
-    layout, _ = _layout(ctx)
-    if layout != "a":  # workers use the operator's own keys
+    layout = local.credential_layout(ctx)
+    if layout.section is None:
+        raise Skip("no profile section (see aws.profile-section)")
+    if layout.kind != "a":  # workers use the operator's own keys
         for role in ("WORKSPACE_BUCKET", "SOURCE_BUCKET"):
-            if role in b and not foreign(ctx, b[role]):
+            if role in b and not s3.foreign(ctx, b[role]):
                 pairs.append(("s3:GetObject", f"arn:aws:s3:::{b[role]}/x"))
         for role in ("SOURCE_BUCKET", "DESTINATION_BUCKET"):
-            if role in b and not foreign(ctx, b[role]):
+            if role in b and not s3.foreign(ctx, b[role]):
                 pairs.append(("s3:ListBucket", f"arn:aws:s3:::{b[role]}"))
-        if "DESTINATION_BUCKET" in b and not foreign(ctx, b["DESTINATION_BUCKET"]):
+        if "DESTINATION_BUCKET" in b and not s3.foreign(ctx, b["DESTINATION_BUCKET"]):
             pairs.append(("s3:PutObject", f"arn:aws:s3:::{b['DESTINATION_BUCKET']}/x"))
     verdict = iamsim.simulate(ctx, arn, list(dict.fromkeys(pairs)))
     denied = [f"{a} on {r.replace('/x', '/*')}" for (a, r), allowed in verdict.items() if not allowed]
@@ -274,27 +206,20 @@ def bucket_actions(ctx: Context) -> Finding:
 
 
 @check("S09", "s3.job-objects", "The job file's pipeline, data file and input exist", Severity.MEDIUM,
-       needs=("s3.buckets-reachable",), actions=("s3:GetObject", "s3:ListBucket"))
+       needs=(buckets_reachable,), actions=("s3:GetObject", "s3:ListBucket"))
 def job_objects(ctx: Context) -> Finding:
     if ctx.job_path is None:
         raise Skip("no job file given (--job)")
     if ctx.job is None:
         return fail(ctx.job_error or "the job file cannot be read", "fix the job file's JSON")
     b = _valid_buckets(ctx)
-    s3 = ctx.client("s3")
     missing = []
     for key, role in (("pipeline", "WORKSPACE_BUCKET"), ("data_file", "WORKSPACE_BUCKET")):
         obj = ctx.job.get(key)
-        if isinstance(obj, str) and role in b:
-            try:
-                s3.head_object(Bucket=b[role], Key=obj)
-            except Exception as e:
-                if getattr(e, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode") != 404:
-                    raise
-                missing.append(f"s3://{b[role]}/{obj}")
+        if isinstance(obj, str) and role in b and not s3.object_exists(ctx, b[role], obj):
+            missing.append(f"s3://{b[role]}/{obj}")
     prefix = ctx.job.get("input")
-    if isinstance(prefix, str) and "SOURCE_BUCKET" in b and not s3.list_objects_v2(
-            Bucket=b["SOURCE_BUCKET"], Prefix=prefix, MaxKeys=1).get("KeyCount"):
+    if isinstance(prefix, str) and "SOURCE_BUCKET" in b and not s3.prefix_has_objects(ctx, b["SOURCE_BUCKET"], prefix):
         missing.append(f"s3://{b['SOURCE_BUCKET']}/{prefix}")
     if missing:
         return warn(f"not found: {', '.join(missing)}", "upload them, or fix the paths in the job file")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
 
-from agent.checks._common import AWS, CONFIG, error_code, is_true
+from agent import gates
+from agent.checks._common import is_true
 from agent.context import Context
+from agent.facts import aws, sqs
 from agent.model import Finding, Severity, Skip, fail, ok, warn
 from agent.registry import check
 
@@ -22,7 +23,7 @@ def dlq_name(ctx: Context) -> str | None:
     return value.rsplit(":", 1)[-1] if value.startswith("arn:") else value  # run.py L29–30
 
 
-@check("Q01", "sqs.queue-names", "Queue names are valid", Severity.BLOCKER, needs=(CONFIG,))
+@check("Q01", "sqs.queue-names", "Queue names are valid", Severity.BLOCKER, needs=(gates.CONFIG,))
 def queue_names(ctx: Context) -> Finding:
     for label, name in (("SQS_QUEUE_NAME", ctx.config.get("SQS_QUEUE_NAME")), ("SQS_DEAD_LETTER_QUEUE", dlq_name(ctx))):
         if not isinstance(name, str) or not NAME_RE.match(name):
@@ -31,34 +32,19 @@ def queue_names(ctx: Context) -> Finding:
     return ok(f"{ctx.config.get('SQS_QUEUE_NAME')}, {dlq_name(ctx)}")
 
 
-def _queue(ctx: Context, name: str) -> dict[str, Any] | None:
-    def call() -> dict[str, Any] | None:
-        sqs = ctx.client("sqs")
-        try:
-            url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
-        except Exception as e:
-            if error_code(e) in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
-                return None
-            raise
-        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-        return {"url": url, **attrs}
-
-    return ctx.memo(f"queue:{name}", call)
-
-
 @check("Q02", "sqs.dead-letter-queue", "The dead-letter queue exists in AWS_REGION", Severity.MEDIUM,
-       needs=(*AWS, "sqs.queue-names"), actions=("sqs:GetQueueUrl", "sqs:GetQueueAttributes"))
+       needs=(*gates.AWS, queue_names), actions=("sqs:GetQueueUrl", "sqs:GetQueueAttributes"))
 def dead_letter_queue(ctx: Context) -> Finding:
     raw = ctx.config.get("SQS_DEAD_LETTER_QUEUE")
     name = dlq_name(ctx)
     assert name
     if isinstance(raw, str) and raw.startswith("arn:"):
         parts = raw.split(":")
-        if len(parts) >= 6 and (parts[3] != ctx.region or parts[4] != ctx.account):
+        if len(parts) >= 6 and (parts[3] != ctx.region or parts[4] != aws.identity(ctx).account):
             return fail(f"SQS_DEAD_LETTER_QUEUE is an ARN in {parts[3]}/{parts[4]}, but run.py only uses its name "
-                        f"and would create a new queue in {ctx.region}/{ctx.account}",
+                        f"and would create a new queue in {ctx.region}/{aws.identity(ctx).account}",
                         f"set SQS_DEAD_LETTER_QUEUE = '{name}' and create it in {ctx.region}")
-    if _queue(ctx, name) is None:
+    if sqs.queue(ctx, name) is None:
         return warn(f"{name} does not exist in {ctx.region}; run.py setup creates it with a 4-day retention",
                     f"aws sqs create-queue --queue-name {name} --attributes MessageRetentionPeriod={FOURTEEN_DAYS} "
                     f"--region {ctx.region}")
@@ -66,10 +52,10 @@ def dead_letter_queue(ctx: Context) -> Finding:
 
 
 @check("Q03", "sqs.dlq-attributes", "The dead-letter queue keeps messages as long as the job queue",
-       Severity.MEDIUM, needs=("sqs.dead-letter-queue",), actions=("sqs:GetQueueAttributes",))
+       Severity.MEDIUM, needs=(dead_letter_queue,), actions=("sqs:GetQueueAttributes",))
 def dlq_attributes(ctx: Context) -> Finding:
     name = dlq_name(ctx)
-    q = _queue(ctx, name) if name else None
+    q = sqs.queue(ctx, name) if name else None
     if q is None:
         raise Skip("the dead-letter queue does not exist yet")
     if q.get("FifoQueue") == "true":
@@ -85,10 +71,10 @@ def dlq_attributes(ctx: Context) -> Finding:
 
 
 @check("Q04", "sqs.main-queue", "No stale job queue from an earlier run", Severity.MEDIUM,
-       needs=(*AWS, "sqs.queue-names"), actions=("sqs:GetQueueUrl", "sqs:GetQueueAttributes"))
+       needs=(*gates.AWS, queue_names), actions=("sqs:GetQueueUrl", "sqs:GetQueueAttributes"))
 def main_queue(ctx: Context) -> Finding:
     name = ctx.config.get("SQS_QUEUE_NAME")
-    q = _queue(ctx, name)
+    q = sqs.queue(ctx, name)
     if q is None:
         return ok(f"{name} does not exist yet; run.py setup creates it")
     notes = []
@@ -111,7 +97,7 @@ def main_queue(ctx: Context) -> Finding:
     return ok(f"{name} exists, empty and matching config.py")
 
 
-@check("Q05", "sqs.ranges", "Visibility timeout and retries are in range", Severity.HIGH, needs=(CONFIG,))
+@check("Q05", "sqs.ranges", "Visibility timeout and retries are in range", Severity.HIGH, needs=(gates.CONFIG,))
 def ranges(ctx: Context) -> Finding:
     vis, retries = ctx.config.get("SQS_MESSAGE_VISIBILITY"), ctx.config.get("JOB_RETRIES")
     if not isinstance(vis, int) or isinstance(vis, bool) or not 0 <= vis <= 43200:
@@ -123,7 +109,7 @@ def ranges(ctx: Context) -> Finding:
 
 
 @check("Q06", "sqs.monitor-naming", "Queue name follows APP_NAME for the monitor and dashboard", Severity.HIGH,
-       needs=(CONFIG,))
+       needs=(gates.CONFIG,))
 def monitor_naming(ctx: Context) -> Finding:
     if not (is_true(ctx.config.get("AUTO_MONITOR")) or is_true(ctx.config.get("CREATE_DASHBOARD"))):
         raise Skip("AUTO_MONITOR and CREATE_DASHBOARD are off")

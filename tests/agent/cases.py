@@ -1,8 +1,9 @@
 """The catalogue's failure modes, one per case: start from the healthy account, break one thing, and
 name the check that must catch it. ``issue`` ties a case to a user report in the catalogue's section B.
 
-A few cases inject an answer into the run's memo (``inject``) because moto cannot produce that state
-(a root identity, a skewed AWS clock, a deprecated or AL1 AMI with its snapshot); they say so.
+A few cases answer a fact themselves (``inject``: fact -> function, by reference) because moto cannot
+produce that state (a root identity, a skewed AWS clock, a deprecated or AL1 AMI with its snapshot); they
+say so.
 """
 
 # Cases chain a few calls in a lambda as a tuple: their None results are never used.
@@ -19,8 +20,10 @@ from typing import Any
 
 import pytest
 
+from agent import facts
+from agent.facts.aws import Identity
 from rig.seed import DLQ, FLEET_ROLE, INSTANCE_ROLE, DcpAccount, log_export_policy, raw, trust_policy
-from tests.agent.harness import set_path, tool_path
+from tests.agent.harness import Overrides, set_path, tool_path
 
 
 @dataclass
@@ -52,7 +55,7 @@ class Case:
     contains: str = ""               # a piece of the message (or fix) that must be there
     issue: str = ""                  # catalogue section B row, e.g. "#85"
     job: bool = False
-    inject: Callable[[DcpAccount], dict[str, Any]] | None = None
+    inject: Callable[[DcpAccount], Overrides] | None = None
     extra: list[str] = field(default_factory=list)   # run these too (opt-in checks)
 
     @property
@@ -107,25 +110,24 @@ def one_spec(doc: dict[str, Any]) -> None:
 
 
 GV2 = 'echo "aws-cli/2.15.30 Python/3.11.8 Linux/6.1 exe/x86_64.debian.12"'
-def root_identity(a: DcpAccount) -> dict[str, Any]:
-    return {"identity:operator": {"Arn": f"arn:aws:iam::{a.account_id}:root", "Account": a.account_id,
-                                  "UserId": a.account_id, "ResponseMetadata": {"HTTPHeaders": {}}}}
+def root_identity(a: DcpAccount) -> Overrides:
+    root = Identity(a.account_id, f"arn:aws:iam::{a.account_id}:root", a.account_id)
+    return {facts.aws.identity: lambda ctx, session="operator": root}
 
 
-def skewed(minutes: int) -> Callable[[DcpAccount], dict[str, Any]]:
-    def inject(a: DcpAccount) -> dict[str, Any]:
-        when = datetime.now(UTC) - timedelta(minutes=minutes)
-        return {"identity:operator": {"Arn": f"arn:aws:iam::{a.account_id}:user/dcp-operator",
-                                      "Account": a.account_id, "ResponseMetadata": {"HTTPHeaders": {
-                                          "date": when.strftime("%a, %d %b %Y %H:%M:%S GMT")}}}}
+def skewed(minutes: int) -> Callable[[DcpAccount], Overrides]:
+    def inject(a: DcpAccount) -> Overrides:
+        when = (datetime.now(UTC) - timedelta(minutes=minutes)).strftime("%a, %d %b %Y %H:%M:%S GMT")
+        me = Identity(a.account_id, f"arn:aws:iam::{a.account_id}:user/dcp-operator", "AIDA", when)
+        return {facts.aws.identity: lambda ctx, session="operator": me}
     return inject
 
 
-def image_override(**fields: Any) -> Callable[[DcpAccount], dict[str, Any]]:
-    def inject(a: DcpAccount) -> dict[str, Any]:
+def image_override(**fields: Any) -> Callable[[DcpAccount], Overrides]:
+    def inject(a: DcpAccount) -> Overrides:
         img = a.client("ec2").describe_images(ImageIds=[a.image_id])["Images"][0]
         img.update(fields)
-        return {"images": {a.image_id: img}}
+        return {facts.ec2.images: lambda ctx, ids: {a.image_id: img}}
     return inject
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 import stat
@@ -11,27 +10,27 @@ from typing import Any
 
 from agent import settings as settings_mod
 from agent.context import Context
+from agent.facts import Fact
 from agent.model import Result
-from agent.registry import all_checks, resolve, with_needs
+from agent.registry import select
 from agent.runner import run
 from rig.seed import DcpAccount
 
 BASE_TOOLS = ("sh", "bash", "env", "cat", "du", "python3", "uname", "head")
 
 
-def _same(value: Any) -> Any:
-    return value
+Overrides = dict[Fact[Any, Any], Any]   # fact -> a function answering it for this run
 
 
 def run_agent(account: DcpAccount, only: list[str] | None = None, *, job: Path | None = None,
-              inject: dict[str, Any] | None = None) -> dict[str, Result]:
-    """Run ``only`` (with what they need) or every default check; results keyed by catalogue code."""
+              inject: Overrides | None = None) -> dict[str, Result]:
+    """Run ``only`` (with what they need) or the default selection, exactly as ``dcp-agent check`` selects;
+    results keyed by catalogue code. ``inject`` answers facts moto cannot (see the cases that use it)."""
     s = settings_mod.load(account.settings)
     ctx = Context(s, job=job)
-    for key, value in (inject or {}).items():  # answers moto cannot give (see the cases that use it)
-        ctx.memo(key, functools.partial(_same, value))
-    checks = with_needs(resolve(only)) if only else [c for c in all_checks() if not c.opt_in]
-    outcome = run(checks, ctx, timeout=20, budget=60)
+    for f, fn in (inject or {}).items():
+        ctx.facts.override(f, fn)
+    outcome = run(select(s, only=only or None), ctx, timeout=20, budget=60)
     return {r.code: r for r in outcome.results}
 
 

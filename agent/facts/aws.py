@@ -1,0 +1,103 @@
+"""The AWS session the operator's shell would use, as DCP's run.py builds it, and what it says about
+itself: profile, region, the regions botocore knows, and how its credentials are obtained."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from agent.facts.core import fact
+
+if TYPE_CHECKING:
+    from agent.context import Context
+
+
+def _remember_secrets(ctx: Context, session: Any) -> None:
+    try:
+        creds = session.get_credentials()
+        frozen = creds.get_frozen_credentials() if creds is not None else None
+    except Exception:
+        return
+    for value in (frozen.secret_key, frozen.token) if frozen else ():
+        if value:
+            ctx.secrets.add(value)
+
+
+@fact()
+def operator_session(ctx: Context) -> Any:
+    """``boto3.Session()`` with no arguments: the session DCP's run.py uses."""
+    import boto3
+
+    session = boto3.Session()
+    _remember_secrets(ctx, session)
+    return session
+
+
+@fact()
+def config_session(ctx: Context) -> Any:
+    """``boto3.Session(profile_name=config.AWS_PROFILE)``: whose keys DCP hands to the workers."""
+    import boto3
+
+    op = operator_session(ctx)
+    if (op.profile_name or "default") == ctx.config_profile():
+        return op
+    session = boto3.Session(profile_name=ctx.config_profile())
+    _remember_secrets(ctx, session)
+    return session
+
+
+@fact()
+def session_profile(ctx: Context) -> str:
+    return str(operator_session(ctx).profile_name or "default")
+
+
+@fact()
+def session_region(ctx: Context) -> str | None:
+    region = operator_session(ctx).region_name
+    return region if isinstance(region, str) and region else None
+
+
+@fact()
+def known_regions(ctx: Context) -> frozenset[str]:
+    """The EC2 regions this botocore knows (offline: read from its endpoint data)."""
+    return frozenset(operator_session(ctx).get_available_regions("ec2"))
+
+
+@dataclass(frozen=True)
+class CredentialInfo:
+    method: str                 # botocore's name for where they came from: env, shared-credentials-file, iam-role …
+    access_key_prefix: str      # AKIA / ASIA / "" (never the key itself)
+    has_token: bool
+    expiry: datetime | None
+
+
+@fact()
+def credential_info(ctx: Context) -> CredentialInfo | None:
+    creds = operator_session(ctx).get_credentials()
+    if creds is None:
+        return None
+    frozen = creds.get_frozen_credentials()
+    return CredentialInfo(method=str(getattr(creds, "method", "") or ""),
+                          access_key_prefix=(frozen.access_key or "")[:4], has_token=bool(frozen.token),
+                          expiry=getattr(creds, "_expiry_time", None))
+
+
+@dataclass(frozen=True)
+class Identity:
+    account: str
+    arn: str
+    user_id: str
+    date: str | None = None     # the response's Date header: AWS's clock
+
+    @property
+    def partition(self) -> str:
+        return self.arn.split(":")[1]
+
+
+@fact("sts:GetCallerIdentity")
+def identity(ctx: Context, session: str = "operator") -> Identity:
+    """sts:GetCallerIdentity, with the response's Date (for the clock-skew check)."""
+    resp = ctx.client("sts", session=session).get_caller_identity()
+    date = resp.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+    return Identity(str(resp["Account"]), str(resp["Arn"]), str(resp.get("UserId", "")), date)

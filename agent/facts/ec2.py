@@ -1,0 +1,144 @@
+"""EC2 reads: the fleet's subnets, security groups, AMIs and instance types, routes, offerings, prices."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from agent.facts.core import code_of, fact
+
+if TYPE_CHECKING:
+    from agent.context import Context
+
+Resources = dict[str, dict[str, Any]]
+
+
+def _by_id(ctx: Context, ids: tuple[str, ...], *, method: str, id_param: str, result: str, id_field: str,
+           not_found: str, **extra: Any) -> Resources:
+    """Describe-by-id: one call when every id exists, then one by one only to tell which do not (an
+    unknown id fails the whole batch). Unknown ids are simply absent."""
+    if not ids:
+        return {}   # an empty id list would describe everything in the region
+    describe = getattr(ctx.client("ec2"), method)
+    try:
+        return {r[id_field]: r for r in describe(**{id_param: list(ids)}, **extra)[result]}
+    except Exception as e:
+        if not code_of(e).startswith(not_found):
+            raise
+    found: Resources = {}
+    for one in ids:
+        try:
+            found.update({r[id_field]: r for r in describe(**{id_param: [one]}, **extra)[result]})
+        except Exception as e:
+            if not code_of(e).startswith(not_found):
+                raise
+    return found
+
+
+@fact("ec2:DescribeSubnets")
+def subnets(ctx: Context, ids: tuple[str, ...]) -> Resources:
+    return _by_id(ctx, ids, method="describe_subnets", id_param="SubnetIds", result="Subnets",
+                  id_field="SubnetId", not_found="InvalidSubnetID")
+
+
+@fact("ec2:DescribeSecurityGroups")
+def security_groups(ctx: Context, ids: tuple[str, ...]) -> Resources:
+    return _by_id(ctx, ids, method="describe_security_groups", id_param="GroupIds", result="SecurityGroups",
+                  id_field="GroupId", not_found="InvalidGroup")
+
+
+@fact("ec2:DescribeImages")
+def images(ctx: Context, ids: tuple[str, ...]) -> Resources:
+    return _by_id(ctx, ids, method="describe_images", id_param="ImageIds", result="Images", id_field="ImageId",
+                  not_found="InvalidAMIID", IncludeDeprecated=True)
+
+
+@fact("ec2:DescribeInstanceTypes")
+def instance_types(ctx: Context, types: tuple[str, ...]) -> Resources:
+    return _by_id(ctx, types, method="describe_instance_types", id_param="InstanceTypes", result="InstanceTypes",
+                  id_field="InstanceType", not_found="InvalidInstanceType")
+
+
+@fact("ec2:DescribeRouteTables")
+def route_tables(ctx: Context, vpc: str) -> tuple[dict[str, Any], ...]:
+    """All of a VPC's route tables, in one call."""
+    return tuple(ctx.client("ec2").describe_route_tables(
+        Filters=[{"Name": "vpc-id", "Values": [vpc]}])["RouteTables"])
+
+
+@fact("ec2:DescribeNatGateways")
+def nat_gateways(ctx: Context, ids: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
+    return tuple(ctx.client("ec2").describe_nat_gateways(NatGatewayIds=list(ids))["NatGateways"]) if ids else ()
+
+
+@fact("ec2:DescribeVpcAttribute")
+def vpc_dns_support(ctx: Context, vpc: str) -> bool:
+    attr = ctx.client("ec2").describe_vpc_attribute(VpcId=vpc, Attribute="enableDnsSupport")
+    return bool(attr["EnableDnsSupport"]["Value"])
+
+
+@fact("ec2:DescribeInstanceTypeOfferings")
+def type_offerings(ctx: Context, zones: tuple[str, ...], types: tuple[str, ...]) -> frozenset[tuple[str, str]]:
+    """(instance type, zone) pairs EC2 offers among ``types`` × ``zones``."""
+    offers = ctx.client("ec2").describe_instance_type_offerings(
+        LocationType="availability-zone", Filters=[{"Name": "location", "Values": list(zones)},
+                                                   {"Name": "instance-type", "Values": list(types)}])
+    return frozenset((o["InstanceType"], o["Location"]) for o in offers["InstanceTypeOfferings"])
+
+
+@fact("ec2:DescribeKeyPairs")
+def key_pair_exists(ctx: Context, name: str) -> bool:
+    try:
+        ctx.client("ec2").describe_key_pairs(KeyNames=[name])
+    except Exception as e:
+        if code_of(e) == "InvalidKeyPair.NotFound":
+            return False
+        raise
+    return True
+
+
+@fact("ec2:DescribeSnapshots")
+def snapshot_exists(ctx: Context, snapshot: str) -> bool:
+    try:
+        ctx.client("ec2").describe_snapshots(SnapshotIds=[snapshot])
+    except Exception as e:
+        if code_of(e).startswith("InvalidSnapshot"):
+            return False
+        raise
+    return True
+
+
+@fact("ec2:DescribeSpotPriceHistory")
+def spot_prices(ctx: Context, types: tuple[str, ...], zones: tuple[str, ...]) -> dict[str, float]:
+    """The latest Linux spot price per "type in zone"."""
+    hist = ctx.client("ec2").describe_spot_price_history(
+        InstanceTypes=list(types), ProductDescriptions=["Linux/UNIX", "Linux/UNIX (Amazon VPC)"],
+        StartTime=datetime.now(UTC), Filters=[{"Name": "availability-zone", "Values": list(zones)}] if zones else [])
+    latest: dict[str, float] = {}
+    for h in hist.get("SpotPriceHistory", []):
+        latest.setdefault(f"{h['InstanceType']} in {h['AvailabilityZone']}", float(h["SpotPrice"]))
+    return latest
+
+
+@fact("ec2:DescribeInstances")
+def running_spot_types(ctx: Context) -> tuple[str, ...]:
+    """Instance types of every pending or running spot instance in the region."""
+    # The instance-lifecycle filter is not supported everywhere (moto answers 500): filter here instead.
+    pages = ctx.client("ec2").get_paginator("describe_instances").paginate(Filters=[
+        {"Name": "instance-state-name", "Values": ["pending", "running"]}])
+    return tuple(i["InstanceType"] for page in pages for r in page["Reservations"] for i in r["Instances"]
+                 if i.get("InstanceLifecycle") == "spot")
+
+
+@fact("ec2:RunInstances", "iam:PassRole")
+def dry_run_launch(ctx: Context, request: str) -> tuple[str, str]:
+    """EC2's answer to a DryRun RunInstances (``request`` is the JSON of its arguments): (code, message)."""
+    try:
+        ctx.client("ec2").run_instances(DryRun=True, **json.loads(request))
+    except Exception as e:
+        code = code_of(e)
+        if not code or code in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError"):
+            raise
+        return code, str(getattr(e, "response", {}).get("Error", {}).get("Message", ""))
+    return "", ""

@@ -1,0 +1,206 @@
+"""IAM reads: roles, instance profiles, attached and inline policies, and the policy simulator.
+
+Policy documents are gathered level by level (all lists at once, then all managed policies at once, then
+all their versions at once), because each level is a round trip to IAM."""
+
+from __future__ import annotations
+
+import functools
+import json
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from agent.facts import aws
+from agent.facts.core import AwsError, code_of, fact, gather, translate
+
+if TYPE_CHECKING:
+    from agent.context import Context
+
+
+def _doc(raw: Any) -> dict[str, Any]:
+    if isinstance(raw, str):
+        raw = json.loads(urllib.parse.unquote(raw))
+    return raw if isinstance(raw, dict) else {}
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    arn: str
+    trust: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def trusted_services(self) -> set[str]:
+        services: set[str] = set()
+        statements = self.trust.get("Statement", [])
+        for st in statements if isinstance(statements, list) else [statements]:
+            if isinstance(st, dict) and st.get("Effect") == "Allow" and isinstance(st.get("Principal"), dict):
+                svc = st["Principal"].get("Service")
+                services.update([svc] if isinstance(svc, str) else svc or [])
+        return services
+
+
+def _role(raw: dict[str, Any]) -> Role:
+    return Role(str(raw["RoleName"]), str(raw["Arn"]), _doc(raw.get("AssumeRolePolicyDocument") or {}))
+
+
+@fact("iam:GetRole")
+def role(ctx: Context, name: str) -> Role | None:
+    """The role, or None when it does not exist."""
+    try:
+        return _role(ctx.client("iam").get_role(RoleName=name)["Role"])
+    except Exception as e:
+        if code_of(e) == "NoSuchEntity":
+            return None
+        raise
+
+
+@dataclass(frozen=True)
+class InstanceProfile:
+    name: str
+    roles: tuple[Role, ...]
+
+
+@fact("iam:GetInstanceProfile")
+def instance_profile(ctx: Context, name: str) -> InstanceProfile | None:
+    try:
+        prof = ctx.client("iam").get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
+    except Exception as e:
+        if code_of(e) == "NoSuchEntity":
+            return None
+        raise
+    return InstanceProfile(str(prof["InstanceProfileName"]), tuple(_role(r) for r in prof.get("Roles", [])))
+
+
+@fact("iam:ListAttachedRolePolicies")
+def attached_role_policies(ctx: Context, name: str) -> tuple[str, ...]:
+    return tuple(p["PolicyArn"] for p in ctx.client("iam").list_attached_role_policies(RoleName=name)["AttachedPolicies"])
+
+
+@fact("iam:GetPolicy", "iam:GetPolicyVersion")
+def managed_policy(ctx: Context, arn: str) -> dict[str, Any]:
+    """A managed policy's default version's document."""
+    iam = ctx.client("iam")
+    version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+    return _doc(iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"])
+
+
+@fact("iam:ListRolePolicies", "iam:GetRolePolicy", "iam:ListUserPolicies", "iam:GetUserPolicy",
+      "iam:ListGroupPolicies", "iam:GetGroupPolicy")
+def inline_policies(ctx: Context, kind: str, name: str) -> tuple[dict[str, Any], ...]:
+    """The inline policy documents of a role, user or group (all fetched side by side)."""
+    iam = ctx.client("iam")
+    lister, getter, param = {
+        "role": (iam.list_role_policies, iam.get_role_policy, "RoleName"),
+        "user": (iam.list_user_policies, iam.get_user_policy, "UserName"),
+        "group": (iam.list_group_policies, iam.get_group_policy, "GroupName"),
+    }[kind]
+    names = lister(**{param: name})["PolicyNames"]
+    return tuple(gather(functools.partial(lambda pn: _doc(getter(**{param: name, "PolicyName": pn})["PolicyDocument"]),
+                                          pn) for pn in names))
+
+
+@fact("iam:ListAttachedRolePolicies", "iam:ListAttachedUserPolicies", "iam:ListAttachedGroupPolicies")
+def attached_policies(ctx: Context, kind: str, name: str) -> tuple[str, ...]:
+    """The managed policy ARNs attached to a role, user or group."""
+    if kind == "role":
+        return attached_role_policies(ctx, name)
+    iam = ctx.client("iam")
+    lister = iam.list_attached_user_policies if kind == "user" else iam.list_attached_group_policies
+    return tuple(p["PolicyArn"] for p in lister(**{f"{kind.title()}Name": name})["AttachedPolicies"])
+
+
+@fact("iam:ListGroupsForUser")
+def user_groups(ctx: Context, name: str) -> tuple[str, ...]:
+    return tuple(g["GroupName"] for g in ctx.client("iam").list_groups_for_user(UserName=name)["Groups"])
+
+
+@fact(*inline_policies.actions, *attached_policies.actions, *user_groups.actions, *managed_policy.actions)
+def identity_policies(ctx: Context, arn: str) -> tuple[dict[str, Any], ...]:
+    """Every identity policy of a user (its groups' included) or a role. Each read starts as soon as what
+    it depends on is known: the user's lists and its groups at once, then the groups' lists and the
+    managed policies as their ARNs arrive."""
+    kind, name = arn.split(":", 5)[5].split("/", 1)
+    name = name.rsplit("/", 1)[-1]
+    if kind not in ("user", "role"):
+        return ()
+    if kind == "user":
+        ctx.facts.prefetch(user_groups, name)
+    principals = [(kind, name)]
+    ctx.facts.prefetch(attached_policies, kind, name)
+    ctx.facts.prefetch(inline_policies, kind, name)
+    if kind == "user":
+        principals += [("group", g) for g in user_groups(ctx, name)]
+        for p in principals[1:]:
+            ctx.facts.prefetch(attached_policies, *p)
+            ctx.facts.prefetch(inline_policies, *p)
+    for p in principals:
+        for policy in attached_policies(ctx, *p):
+            ctx.facts.prefetch(managed_policy, policy)
+    docs: list[dict[str, Any]] = []
+    for p in principals:
+        docs += [managed_policy(ctx, policy) for policy in attached_policies(ctx, *p)]
+        docs += inline_policies(ctx, *p)
+    return tuple(docs)
+
+
+@fact("iam:GetRole")
+def principal_arn(ctx: Context) -> str | None:
+    """The IAM user or role ARN behind the operator's credentials (an assumed role resolved to its role)."""
+    arn = aws.identity(ctx).arn
+    parts = arn.split(":", 5)
+    if len(parts) < 6:
+        return None
+    kind = parts[5]
+    if kind.startswith("user/"):
+        return arn
+    if kind.startswith("assumed-role/"):
+        found = role(ctx, kind.split("/")[1])
+        return found.arn if found else None
+    return None
+
+
+_UNSUPPORTED = {"NotImplemented", "InternalFailure", "InternalError", "500", "NotSupported"}
+
+
+def _simulator_missing(e: AwsError) -> bool:
+    return e.code in _UNSUPPORTED or e.status == 500 or "AccessDenied" in e.code or (
+        e.status is None and not e.unreachable)   # an answer that is not the IAM API
+
+
+@fact("iam:SimulatePrincipalPolicy")
+def simulator_works(ctx: Context, arn: str) -> bool:
+    """One probe per principal, without retries: an endpoint that lacks the API answers 500, and retrying
+    that (with backoff) would cost every simulating check a second or more."""
+    try:
+        ctx.client("iam", retries=1).simulate_principal_policy(PolicySourceArn=arn, ActionNames=["sts:GetCallerIdentity"])
+        return True
+    except Exception as e:
+        err = translate(e)
+        if err is not None and _simulator_missing(err):
+            return False
+        raise
+
+
+@fact("iam:SimulatePrincipalPolicy")
+def simulate(ctx: Context, arn: str, actions: tuple[str, ...], resource: str) -> dict[str, bool] | None:
+    """SimulatePrincipalPolicy's decision per action on one resource; None where the API is unavailable."""
+    if not simulator_works(ctx, arn):
+        return None
+    try:
+        resp = ctx.client("iam").simulate_principal_policy(PolicySourceArn=arn, ActionNames=list(actions),
+                                                           ResourceArns=[resource])
+    except Exception as e:
+        err = translate(e)
+        if err is not None and _simulator_missing(err):
+            return None
+        raise
+    return {r["EvalActionName"]: r["EvalDecision"] == "allowed" for r in resp["EvaluationResults"]}
+
+
+@fact("iam:GetInstanceProfile")
+def instance_role_name(ctx: Context, profile: str) -> str:
+    """The role inside an instance profile (ecsInstanceRole when the profile is missing or empty)."""
+    prof = instance_profile(ctx, profile)
+    return prof.roles[0].name if prof and prof.roles else "ecsInstanceRole"
