@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,8 @@ class Context:
                 self.job_error = f"{job_path} is not valid JSON at line {e.lineno}"
         self.facts = FactCache(self)
         self._client_lock = threading.Lock()
-        self._clients: dict[tuple[str, str, str], Any] = {}
+        self._create_lock = threading.Lock()
+        self._clients: dict[tuple[str, str, str], Future[Any]] = {}
         self.secrets: set[str] = set()   # credential values to scrub from any output
 
     # -- what config.py says (no reads) -------------------------------------------------------------
@@ -86,16 +88,38 @@ class Context:
         return out
 
     # -- clients (for facts only) -------------------------------------------------------------------
-    def client(self, service: str, region: str | None = None, *, session: str = "operator",
-               unsigned: bool = False, retries: int | None = None) -> Any:
+    def warm_clients(self, services: list[str]) -> None:
+        """Create these clients now, in this order, in the background: each costs tens of ms of CPU, and
+        the first reads of a run (identity, then IAM's chains) should not wait behind clients that only
+        later reads need. A thread that asks for one of them meanwhile waits for it."""
+        keys = []
+        with self._client_lock:
+            for service in services:
+                for retries in ((None, 1) if service == "iam" else (None,)):   # 1: the simulator's client
+                    key = self._key(service, self.region, "operator", False, retries)
+                    if key not in self._clients:
+                        self._clients[key] = Future()
+                        keys.append((key, service, retries))
+
+        def make() -> None:
+            for key, service, retries in keys:
+                self._create(key, service, self.region, session="operator", unsigned=False, retries=retries)
+
+        threading.Thread(target=make, daemon=True, name="warm-clients").start()
+
+    @staticmethod
+    def _key(service: str, region: str, session: str, unsigned: bool, retries: int | None) -> tuple[str, str, str]:
+        return (service, region, session + (":unsigned" if unsigned else "") + (f":r{retries}" if retries else ""))
+
+    def _create(self, key: tuple[str, str, str], service: str, region: str, *, session: str, unsigned: bool,
+                retries: int | None) -> None:
         from botocore.config import Config
 
         from agent.facts import aws
 
-        region = region or self.region
-        key = (service, region, session + (":unsigned" if unsigned else "") + (f":r{retries}" if retries else ""))
-        with self._client_lock:
-            if key not in self._clients:
+        fut = self._clients[key]
+        try:
+            with self._create_lock:   # botocore sessions are not thread-safe
                 sess = aws.operator_session(self) if session == "operator" else aws.config_session(self)
                 extra: dict[str, Any] = {}
                 if retries:
@@ -104,6 +128,19 @@ class Context:
                     from botocore import UNSIGNED
 
                     extra["signature_version"] = UNSIGNED
-                self._clients[key] = sess.client(service, region_name=region,
-                                                 config=Config(**{**BOTO_CONFIG, **extra}))
-            return self._clients[key]
+                fut.set_result(sess.client(service, region_name=region, config=Config(**{**BOTO_CONFIG, **extra})))
+        except BaseException as e:
+            fut.set_exception(e)
+
+    def client(self, service: str, region: str | None = None, *, session: str = "operator",
+               unsigned: bool = False, retries: int | None = None) -> Any:
+        region = region or self.region
+        key = self._key(service, region, session, unsigned, retries)
+        with self._client_lock:
+            fut = self._clients.get(key)
+            owner = fut is None
+            if fut is None:
+                fut = self._clients[key] = Future()
+        if owner:
+            self._create(key, service, region, session=session, unsigned=unsigned, retries=retries)
+        return fut.result()

@@ -17,6 +17,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from graphlib import TopologicalSorter
 
 from agent.context import Context
+from agent.facts import aws
 from agent.facts.core import AwsError, translate
 from agent.model import Finding, Result, RunOutcome, Skip, Status
 from agent.redact import Redactor
@@ -24,6 +25,9 @@ from agent.registry import Check, Selection
 
 _ACTION_RE = re.compile(r"perform:?\s+([a-z0-9-]+:[A-Za-z0-9*]+)")
 BLOCKING = (Status.FAIL, Status.ERROR, Status.SKIP)
+# IAM action prefix -> boto3 service, in the order a run's read chains need them: the longest first (IAM),
+# then the cheap SQS client (URL, then attributes), then EC2 and S3.
+SERVICES = {"sts": "sts", "iam": "iam", "sqs": "sqs", "ec2": "ec2", "s3": "s3", "servicequotas": "service-quotas"}
 
 
 def _denied_action(err: AwsError, check: Check) -> str:
@@ -109,6 +113,10 @@ def run(selection: Selection | list[Check], ctx: Context, *, timeout: float | No
         else:
             held[check.id] = (finding, began)
 
+    services = {a.split(":", 1)[0] for c in checks for a in c.actions}
+    if services:
+        ctx.facts.prefetch(aws.identity)   # the first read: most AWS reads and verdicts depend on it
+        ctx.warm_clients([SERVICES[p] for p in SERVICES if p in services])
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check")
     try:
         while len(done) < len(checks):

@@ -10,7 +10,7 @@ import http.client
 import threading
 import time
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 
@@ -23,6 +23,7 @@ class Recorded:
     path: str
     target: str          # X-Amz-Target header (JSON protocols), else ""
     body: bytes
+    at: float = field(default_factory=time.monotonic, compare=False)   # when it arrived (time.monotonic)
 
     @property
     def action(self) -> str:

@@ -43,7 +43,8 @@ def instance_role_policies(ctx: Context) -> Finding:
                     f"aws iam attach-role-policy --role-name {name} --policy-arn {ECS_POLICY}")
     bucket, app = ctx.config.get("AWS_BUCKET"), ctx.config.get("APP_NAME")
     if isinstance(bucket, str) and isinstance(app, str):
-        role = iam.role(ctx, name)
+        profile = iam.instance_profile(ctx, instance_profile_name(ctx))
+        role = profile.roles[0] if profile and profile.roles else iam.role(ctx, name)
         if role is None:
             raise Skip(f"the role {name} does not exist (see iam.instance-role)")
         obj = f"arn:aws:s3:::{bucket}/ecsconfigs/{app}_ecs.config"

@@ -119,6 +119,7 @@ class FactCache:
         self._answers: dict[tuple[Any, ...], Future[Any]] = {}
         self._overrides: dict[Fact[Any, Any], Callable[..., Any]] = {}
         self.reads = 0   # how many reads this run actually made (the rest were shared)
+        self.missing_apis: set[str] = set()   # APIs the endpoint turned out not to offer (or to refuse us)
 
     def override(self, f: Fact[P, R], fn: Callable[Concatenate[Context, P], R]) -> None:
         """Answer ``f`` with ``fn`` for this run (tests: states the emulator cannot produce)."""

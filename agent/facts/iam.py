@@ -170,30 +170,21 @@ def _simulator_missing(e: AwsError) -> bool:
 
 
 @fact("iam:SimulatePrincipalPolicy")
-def simulator_works(ctx: Context, arn: str) -> bool:
-    """One probe per principal, without retries: an endpoint that lacks the API answers 500, and retrying
-    that (with backoff) would cost every simulating check a second or more."""
-    try:
-        ctx.client("iam", retries=1).simulate_principal_policy(PolicySourceArn=arn, ActionNames=["sts:GetCallerIdentity"])
-        return True
-    except Exception as e:
-        err = translate(e)
-        if err is not None and _simulator_missing(err):
-            return False
-        raise
-
-
-@fact("iam:SimulatePrincipalPolicy")
 def simulate(ctx: Context, arn: str, actions: tuple[str, ...], resource: str) -> dict[str, bool] | None:
-    """SimulatePrincipalPolicy's decision per action on one resource; None where the API is unavailable."""
-    if not simulator_works(ctx, arn):
+    """SimulatePrincipalPolicy's decision per action on one resource; None where the API is unavailable.
+
+    Asked without retries: an endpoint that lacks the API answers 500, and retrying that (with backoff)
+    would cost every simulating check a second or more before the local evaluation takes over. Once one
+    call found it missing, later ones in the run do not ask again."""
+    if "iam:SimulatePrincipalPolicy" in ctx.facts.missing_apis:
         return None
     try:
-        resp = ctx.client("iam").simulate_principal_policy(PolicySourceArn=arn, ActionNames=list(actions),
+        resp = ctx.client("iam", retries=1).simulate_principal_policy(PolicySourceArn=arn, ActionNames=list(actions),
                                                            ResourceArns=[resource])
     except Exception as e:
         err = translate(e)
         if err is not None and _simulator_missing(err):
+            ctx.facts.missing_apis.add("iam:SimulatePrincipalPolicy")
             return None
         raise
     return {r["EvalActionName"]: r["EvalDecision"] == "allowed" for r in resp["EvaluationResults"]}

@@ -1,0 +1,62 @@
+"""The least-privilege, read-only IAM policy the checks need, generated from what the registry declares.
+
+``agent/data/policy.json`` is this module's output (``python -m agent.policy --write``); a test fails when
+the shipped file and the registry differ. Actions a default check declares are granted; an opt-in check's
+(N10's DryRun launch) are not, and neither is sts:GetCallerIdentity, which no policy can deny.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+SHIPPED = Path(__file__).parent / "data" / "policy.json"
+ALWAYS_ALLOWED = {"sts:GetCallerIdentity"}
+BUCKETS = ["arn:aws:s3:::<AWS_BUCKET>", "arn:aws:s3:::<SOURCE_BUCKET>", "arn:aws:s3:::<WORKSPACE_BUCKET>",
+           "arn:aws:s3:::<DESTINATION_BUCKET>"]
+# Actions whose resources can be narrowed: action -> (statement id, resources). Everything else is read
+# with Resource "*", in one statement per service.
+SCOPED: dict[str, tuple[str, list[str]]] = {
+    "iam:SimulatePrincipalPolicy": ("IAMSimulate", ["arn:aws:iam::<ACCT>:user/*", "arn:aws:iam::<ACCT>:role/*"]),
+    "s3:ListBucket": ("S3BucketMeta", BUCKETS),
+    "s3:GetBucketLocation": ("S3BucketMeta", BUCKETS),
+    "s3:GetBucketPolicy": ("S3BucketMeta", BUCKETS),
+    "s3:GetEncryptionConfiguration": ("S3BucketMeta", BUCKETS),
+    "s3:GetObject": ("S3JobObjectsHead", ["arn:aws:s3:::<WORKSPACE_BUCKET>/*"]),
+}
+SERVICE_SIDS = {"ec2": "EC2Describe", "iam": "IAMRead", "servicequotas": "Quotas", "s3": "S3ListOwnBuckets",
+                "sqs": "SQSRead"}
+
+
+def actions() -> list[str]:
+    """Every action the default checks declare, less the ones no policy needs."""
+    from agent.registry import all_checks
+
+    found = {a for c in all_checks() if not c.opt_in for a in c.actions}
+    return sorted(found - ALWAYS_ALLOWED)
+
+
+def build() -> dict[str, Any]:
+    statements: dict[str, dict[str, Any]] = {}
+    for action in actions():
+        if action in SCOPED:
+            sid, resources = SCOPED[action]
+        else:
+            service = action.split(":", 1)[0]
+            sid, resources = SERVICE_SIDS.get(service, f"{service.title()}Read"), ["*"]
+        st = statements.setdefault(sid, {"Sid": sid, "Effect": "Allow", "Action": [], "Resource": resources})
+        st["Action"].append(action)
+    return {"Version": "2012-10-17", "Statement": [statements[sid] for sid in sorted(statements)]}
+
+
+def render() -> str:
+    return json.dumps(build(), indent=2) + "\n"
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--write"]:
+        SHIPPED.write_text(render(), encoding="utf-8")
+    else:
+        sys.stdout.write(render())
