@@ -44,18 +44,27 @@ def _short(text: str, width: int = 110) -> str:
 
 
 def summarize(results: list[Result]) -> str:
-    """A few lines: the verdict, the most important problems with their fixes, where to look next."""
-    fails = [r for r in results if r.status in (Status.FAIL, Status.ERROR)]
-    warns = [r for r in results if r.status == Status.WARN and r.severity != Severity.LOW]
+    """A few lines: the verdict; first whatever costs money right now (its cost a day and the command that
+    stops it, never cut short); then the most important problems with their fixes; where to look next."""
+    costly = sorted((r for r in results if r.cost_per_day is not None and r.status in (Status.WARN, Status.FAIL)),
+                    key=lambda r: -(r.cost_per_day or 0.0))
+    fails = [r for r in results if r.status in (Status.FAIL, Status.ERROR) and r not in costly]
+    warns = [r for r in results if r.status == Status.WARN and r.severity != Severity.LOW and r not in costly]
+    problems = len(fails) + sum(1 for r in costly if r.status == Status.FAIL)
+    cautions = len(warns) + sum(1 for r in costly if r.status == Status.WARN)
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime())
-    if not fails and not warns:
+    if not problems and not cautions:
         passed = sum(1 for r in results if r.status == Status.PASS)
         return f"✓ ready for DCP ({passed} checks passed, {when})\n"
-    head = (f"✗ DCP is not ready: {len(fails)} problem{'s' * (len(fails) != 1)}" if fails
+    head = (f"✗ DCP is not ready: {problems} problem{'s' * (problems != 1)}" if problems
             else "! ready for DCP, with")
-    if warns:
-        head += f"{',' if fails else ''} {len(warns)} warning{'s' * (len(warns) != 1)}"
+    if cautions:
+        head += f"{',' if problems else ''} {cautions} warning{'s' * (cautions != 1)}"
+    if costly:
+        head += f"; costing ${sum(r.cost_per_day or 0.0 for r in costly):.2f}/day now"
     lines = [f"{head} ({when})"]
+    for r in costly:
+        lines.append(f"  $ {r.code} {r.message} — stop: {r.fix}")
     for r in (fails + warns)[:MAX_LINES]:
         mark = "✗" if r in fails else "!"
         lines.append(_short(f"  {mark} {r.code} {r.message}"))

@@ -28,18 +28,19 @@ class Finding:
     status: Status
     message: str = ""
     fix: str = ""
+    cost_per_day: float | None = None   # what the finding costs while it lasts (USD a day), when it costs
 
 
 def ok(message: str = "") -> Finding:
     return Finding(Status.PASS, message)
 
 
-def warn(message: str, fix: str = "") -> Finding:
-    return Finding(Status.WARN, message, fix)
+def warn(message: str, fix: str = "", *, cost_per_day: float | None = None) -> Finding:
+    return Finding(Status.WARN, message, fix, cost_per_day)
 
 
-def fail(message: str, fix: str = "") -> Finding:
-    return Finding(Status.FAIL, message, fix)
+def fail(message: str, fix: str = "", *, cost_per_day: float | None = None) -> Finding:
+    return Finding(Status.FAIL, message, fix, cost_per_day)
 
 
 class Skip(Exception):
@@ -57,11 +58,12 @@ class Result:
     message: str
     fix: str
     duration_ms: int
+    cost_per_day: float | None = None
 
     def as_json(self) -> dict[str, object]:
         return {"id": self.id, "code": self.code, "title": self.title, "group": self.group,
                 "status": str(self.status), "severity": str(self.severity), "message": self.message,
-                "fix": self.fix, "duration_ms": self.duration_ms}
+                "fix": self.fix, "duration_ms": self.duration_ms, "cost_per_day": self.cost_per_day}
 
 
 @dataclass

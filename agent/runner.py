@@ -98,7 +98,8 @@ def run(selection: Selection | list[Check], ctx: Context, *, timeout: float | No
         done[check.id] = Result(
             id=check.id, code=check.code, title=check.title, group=check.group, severity=check.severity,
             status=finding.status, message=redact(finding.message), fix=redact(finding.fix),
-            duration_ms=int((time.monotonic() - began) * 1000))
+            duration_ms=int((time.monotonic() - began) * 1000),
+            cost_per_day=finding.cost_per_day if finding.status in (Status.WARN, Status.FAIL) else None)
 
     def blocker(among: list[str]) -> Result | None:
         return next((done[d] for d in among if d in done and done[d].status in BLOCKING), None)

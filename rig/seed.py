@@ -9,10 +9,12 @@ fleet file and config.py that point at all of it, and ~/.aws files DCP can read.
 from __future__ import annotations
 
 import functools
+import io
 import json
 import os
 import re
 import shutil
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -186,6 +188,29 @@ def ssh_keypair() -> tuple[str, str]:
     return private, public
 
 
+def monitor_source(bucket: str, *, call_args: int = 2) -> str:
+    """A stand-in for DCP's lambda_function.py (ours, not DCP's code): the edited bucket line, and a cleanup
+    helper called with ``call_args`` arguments (DCP's HEAD calls its two-argument helper with three)."""
+    args = ", ".join(["fleet", "app", "project"][:call_args])
+    return (f'bucket = "{bucket}"\n\n\ndef killdeadAlarms(fleetId, project):\n    return fleetId, project\n\n\n'
+            f'def lambda_handler(event, context):\n    fleet, app, project = "sfr-1", "App", "AppQueue"\n'
+            f'    killdeadAlarms({args})\n')
+
+
+def seed_auto_monitor(lam: Any, sns: Any, source: bytes, role_arn: str, runtime: str = "python3.12") -> None:
+    """What setup_AWS.py deploys for Auto-Monitor: the Monitor function, the Monitor topic, its subscription
+    and SNS's permission to invoke it."""
+    package = io.BytesIO()
+    with zipfile.ZipFile(package, "w") as z:
+        z.writestr("lambda_function.py", source)
+    fn = lam.create_function(FunctionName="Monitor", Runtime=runtime, Role=role_arn, Handler="lambda_function.lambda_handler",
+                             Code={"ZipFile": package.getvalue()}, Timeout=900, Publish=True)
+    topic = sns.create_topic(Name="Monitor")["TopicArn"]
+    sns.subscribe(TopicArn=topic, Protocol="lambda", Endpoint=fn["FunctionArn"])
+    lam.add_permission(FunctionName="Monitor", StatementId="InvokeBySNS", Action="lambda:InvokeFunction",
+                       Principal="sns.amazonaws.com")
+
+
 def admin_client(endpoint: str, service: str, region: str, keys: tuple[str, str], account: str | None) -> Any:
     """A boto3 client for seeding; with ``account``, it acts in that moto account (x-moto-account-id)."""
     c = boto3.client(service, endpoint_url=endpoint, region_name=region, aws_access_key_id=keys[0],
@@ -292,7 +317,9 @@ def seed_healthy_account(endpoint: str, home: Path, admin_keys: tuple[str, str] 
     for args in (("init", "-q", "-b", "master"), ("remote", "add", "origin", CANONICAL_URL), ("add", "-A"),
                  ("commit", "-q", "-m", "clone")):
         _git(*args, cwd=clone)
-    (clone / "lambda_function.py").write_text(f'bucket = "{bucket}"\n')
+    (clone / "lambda_function.py").write_text(monitor_source(bucket))
+    seed_auto_monitor(client("lambda"), client("sns"), (clone / "lambda_function.py").read_bytes(),
+                      f"arn:aws:iam::{account}:role/LambdaFullAccess")
     config_py = clone / "config.py"
     config_py.write_text(set_config_values(
         config_py.read_text(), APP_NAME=APP_NAME, AWS_REGION=region, AWS_PROFILE="default",

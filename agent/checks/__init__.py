@@ -8,6 +8,7 @@ from agent.checks import (  # noqa: F401
     iam,
     identity,
     local,
+    monitor,
     network,
     s3,
     sqs,

@@ -142,3 +142,34 @@ def dry_run_launch(ctx: Context, request: str) -> tuple[str, str]:
             raise
         return code, str(getattr(e, "response", {}).get("Error", {}).get("Message", ""))
     return "", ""
+
+
+@fact("ec2:DescribeSpotFleetRequests")
+def active_spot_fleets(ctx: Context) -> tuple[dict[str, Any], ...]:
+    """Every spot fleet request in the region that can still run instances (submitted, active, modifying)."""
+    pages = ctx.client("ec2").get_paginator("describe_spot_fleet_requests").paginate()
+    return tuple(f for page in pages for f in page.get("SpotFleetRequestConfigs", [])
+                 if f.get("SpotFleetRequestState") in ("submitted", "active", "modifying"))
+
+
+@fact("ec2:DescribeSpotFleetInstances")
+def fleet_instances(ctx: Context, fleet_id: str) -> tuple[dict[str, Any], ...]:
+    """The fleet's running instances (InstanceId, InstanceType)."""
+    pages = ctx.client("ec2").get_paginator("describe_spot_fleet_instances").paginate(SpotFleetRequestId=fleet_id)
+    return tuple(i for page in pages for i in page.get("ActiveInstances", []))
+
+
+@fact("ec2:DescribeInstances")
+def instances(ctx: Context, ids: tuple[str, ...]) -> Resources:
+    """Instances by id (their zone, type, state and launch time); unknown ids are absent."""
+    if not ids:
+        return {}
+    found: Resources = {}
+    try:
+        for page in ctx.client("ec2").get_paginator("describe_instances").paginate(InstanceIds=list(ids)):
+            for r in page.get("Reservations", []):
+                found.update({i["InstanceId"]: i for i in r.get("Instances", [])})
+    except Exception as e:
+        if not code_of(e).startswith("InvalidInstanceID"):   # one unknown id fails the batch: none then
+            raise
+    return found

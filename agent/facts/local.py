@@ -200,3 +200,12 @@ def credential_layout(ctx: Context) -> Layout:
         if "aws_access_key_id" in keys and "aws_secret_access_key" in keys:
             return Layout("d", keys, section)
     return Layout("none", {}, section)
+
+
+@fact()
+def text(ctx: Context, path: Path) -> str | None:
+    """A small text file's content (None when it is missing or unreadable)."""
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")[:1_000_000]
+    except OSError:
+        return None

@@ -10,6 +10,7 @@ say so.
 # mypy: disable-error-code="func-returns-value"
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 from collections.abc import Callable
@@ -22,7 +23,17 @@ import pytest
 
 from agent import facts
 from agent.facts.aws import Identity
-from rig.seed import DLQ, FLEET_ROLE, INSTANCE_ROLE, DcpAccount, log_export_policy, raw, trust_policy
+from rig.seed import (
+    APP_NAME,
+    DLQ,
+    FLEET_ROLE,
+    INSTANCE_ROLE,
+    DcpAccount,
+    log_export_policy,
+    monitor_source,
+    raw,
+    trust_policy,
+)
 from tests.agent.harness import Overrides, set_path, tool_path
 
 
@@ -177,6 +188,73 @@ def write_job(a: DcpAccount, **changes: Any) -> None:
     doc = json.loads(a.job.read_text())
     doc.update(changes)
     a.job.write_text(json.dumps(doc))
+
+
+# -- group M: what earlier runs left behind -------------------------------------------------------------------
+def dcp_user_data(a: DcpAccount, app: str = APP_NAME) -> str:
+    """Worker user data shaped as run.py's startCluster writes it (it fetches the app's ECS config from S3)."""
+    script = f"#!/bin/bash\naws s3 cp s3://{a.bucket}/ecsconfigs/{app}_ecs.config /etc/ecs/ecs.config\n"
+    return base64.b64encode(script.encode()).decode()
+
+
+def leftover_fleet(a: DcpAccount, app: str = APP_NAME, machines: int = 2, user_data: bool = True) -> str:
+    """A spot fleet as run.py's startCluster requests it (moto fulfils it at once); returns its id."""
+    spec = dict(spec0(a.fleet_doc()), InstanceType="m5.xlarge")
+    spec.pop("NetworkInterfaces", None)
+    spec["SubnetId"] = a.subnets[0]
+    if user_data:
+        spec["UserData"] = dcp_user_data(a, app)
+    doc = dict(a.fleet_doc(), TargetCapacity=machines, SpotPrice="0.20", LaunchSpecifications=[spec])
+    return str(a.client("ec2").request_spot_fleet(SpotFleetRequestConfig=doc)["SpotFleetRequestId"])
+
+
+def monitor_file(a: DcpAccount, fleet_id: str) -> None:
+    (a.clone / "files" / f"{APP_NAME}SpotFleetRequestId.json").write_text(json.dumps(
+        {"MONITOR_FLEET_ID": fleet_id, "MONITOR_APP_NAME": APP_NAME, "MONITOR_ECS_CLUSTER": "dcp-cluster"}))
+
+
+def spot_price(usd_per_hour: float) -> Callable[[DcpAccount], Overrides]:
+    """moto answers spot price history with canned rows ($0.00001 in 2006): a current price, as AWS would give."""
+    def inject(a: DcpAccount) -> Overrides:
+        return {facts.ec2.spot_prices: lambda ctx, types, zones: {f"{t} in {z}": usd_per_hour for t in types for z in zones}}
+    return inject
+
+
+def launched_long_ago(a: DcpAccount) -> Overrides:
+    """moto launches instances now; the never-joined check waits 15 minutes: launch them an hour ago."""
+    real = facts.ec2.instances.fn
+    def answer(ctx: Any, ids: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+        return {i: dict(d, LaunchTime=datetime.now(UTC) - timedelta(hours=1)) for i, d in real(ctx, ids).items()}
+    return {facts.ec2.instances: answer, **spot_price(0.05)(a)}
+
+
+def scaled_service(a: DcpAccount, count: int = 2) -> None:
+    ecs = a.client("ecs")
+    ecs.create_cluster(clusterName="dcp-cluster")
+    ecs.register_task_definition(family=f"{APP_NAME}Task", containerDefinitions=[
+        {"name": APP_NAME, "image": "cellprofiler/distributed-cellprofiler:2.2.1_4.2.8", "memory": 15000}])
+    ecs.create_service(cluster="dcp-cluster", serviceName=f"{APP_NAME}Service", taskDefinition=f"{APP_NAME}Task",
+                       desiredCount=count)
+
+
+def alarm(a: DcpAccount, name: str) -> None:
+    a.client("cloudwatch").put_metric_alarm(AlarmName=name, MetricName="CPUUtilization", Namespace="AWS/EC2",
+                                            Statistic="Maximum", Period=60, EvaluationPeriods=15, Threshold=1,
+                                            ComparisonOperator="LessThanThreshold")
+
+
+def running_export(a: DcpAccount) -> Overrides:
+    """moto finishes export tasks at once; one still RUNNING, as CloudWatch Logs reports it for minutes."""
+    task = {"taskId": "0123abcd", "taskName": "OtherRunLogs", "status": {"code": "RUNNING"}}
+    return {facts.cloudwatch.active_export_tasks: lambda ctx: (task,)}
+
+
+def no_monitor_subscription(a: DcpAccount) -> None:
+    sns = a.client("sns")
+    topic = next(t["TopicArn"] for t in sns.list_topics()["Topics"] if t["TopicArn"].endswith(":Monitor"))
+    for sub in sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]:
+        sns.unsubscribe(SubscriptionArn=sub["SubscriptionArn"])
+
 
 
 CASES: list[Case] = [
@@ -425,4 +503,36 @@ CASES: list[Case] = [
          "TargetCapacity"),
     Case("F09", "warn", "lowestPrice", lambda a, e: fleet(a, lambda d: d.update(AllocationStrategy="lowestPrice")),
          "lowestPrice"),
+    # M: leftovers of earlier runs, their cost, and Auto-Monitor
+    Case("M01", "fail", "lambda bucket placeholder", lambda a, e: (a.clone / "lambda_function.py").write_text(
+        monitor_source("BUCKET_NAME")), "BUCKET_NAME", issue="#178"),
+    Case("M02", "fail", "no Monitor function", lambda a, e: a.client("lambda").delete_function(FunctionName="Monitor"),
+         "no Monitor function"),
+    Case("M02", "warn", "deprecated runtime", lambda a, e: a.client("lambda").update_function_configuration(
+        FunctionName="Monitor", Runtime="python3.9"), "python3.9"),
+    Case("M03", "fail", "topic without subscription", lambda a, e: no_monitor_subscription(a), "no subscription"),
+    Case("M03", "fail", "no invoke permission", lambda a, e: a.client("lambda").remove_permission(
+        FunctionName="Monitor", StatementId="InvokeBySNS"), "may not invoke"),
+    Case("M03", "pass", "wired as setup_AWS.py wires it"),
+    Case("M05", "warn", "cleanup call with three arguments", lambda a, e: (a.clone / "lambda_function.py").write_text(
+        monitor_source(a.bucket, call_args=3)), "run.py monitor"),
+    Case("M05", "pass", "cleanup calls match"),
+    Case("M06", "warn", "alarms of a finished run", lambda a, e: (alarm(a, f"{APP_NAME}_i-0123456789abcdef0"),
+         alarm(a, f"ApproximateNumberOfMessagesVisibleisZero_{APP_NAME}")), "2 alarm(s)", issue="#93"),
+    Case("M06", "pass", "another app's alarms", lambda a, e: alarm(a, "OtherApp_i-0123456789abcdef0")),
+    Case("M07", "warn", "an export task still running", contains="cannot export", inject=running_export),
+    Case("M07", "warn", "log group without retention", lambda a, e: a.client("logs").create_log_group(
+        logGroupName=APP_NAME), "keep logs forever"),
+    Case("M08", "fail", "previous service still scaled up", lambda a, e: scaled_service(a), "--desired-count 0"),
+    Case("M08", "pass", "previous service scaled to 0", lambda a, e: scaled_service(a, 0)),
+    Case("M09", "warn", "fleet instances that never joined ECS", lambda a, e: (
+        a.client("ecs").create_cluster(clusterName="dcp-cluster"), leftover_fleet(a)), "never joined",
+         issue="#126", inject=launched_long_ago),
+    Case("M09", "pass", "cluster active, nothing running", lambda a, e: a.client("ecs").create_cluster(
+        clusterName="dcp-cluster")),
+    Case("M10", "warn", "leftover fleet costs money", lambda a, e: leftover_fleet(a, machines=3), "$7.20/day",
+         inject=spot_price(0.10)),
+    Case("M10", "warn", "fleet named only by the monitor file", lambda a, e: monitor_file(
+        a, leftover_fleet(a, user_data=False)), "cancel-spot-fleet-requests", inject=spot_price(0.10)),
+    Case("M10", "pass", "another app's fleet is not ours", lambda a, e: leftover_fleet(a, app="OtherApp")),
 ]

@@ -14,12 +14,12 @@ from tests.agent import test_least_privilege
 from tests.agent.cases import CASES, Case, Env
 from tests.agent.harness import run_agent
 
-# Catalogue section B rows and the checks that must catch them; M-group rows are out of scope (README).
+# Catalogue section B rows and the checks that must catch them.
 SECTION_B = {"#178": {"F03", "R03", "I05"}, "#85": {"R04"}, "#131": {"R04"}, "#151": {"F03", "F05", "F06"},
              "#161": {"F03", "F05"}, "#157": {"Z01"}, "#126": {"N05", "Z03"}, "#184": {"N05"},
              "#200": {"N05", "R02", "S08", "F07"}, "#144": {"S05", "S04"}, "#84": {"S07", "S04"},
              "#186": {"K09", "C04"}, "#145": {"C04", "R08"}, "#115": {"N07", "Z04"}, "#216": {"F04", "Z03"},
-             "#107": {"Z02", "Z04", "N08"}}
+             "#107": {"Z02", "Z04", "N08"}, "#93": {"M06"}}
 
 
 @pytest.fixture(scope="module")

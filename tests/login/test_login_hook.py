@@ -181,3 +181,35 @@ def test_broken_cache_or_missing_agent_never_breaks_the_shell(node: Sandbox, san
     (node.root / "usr/local/bin/dcp-agent").unlink()
     _, out, _ = ssh(node, sandbox_key, "bash -lic 'echo alive' 2>&1", tty=True)
     assert "alive" in out and "Traceback" not in out
+
+
+def test_a_leftover_fleet_comes_first_with_its_cost(node: Sandbox, sandbox_key: Path, moto: MotoServer) -> None:
+    """What costs money right now leads the banner: a fleet of the node's app (DCP's default APP_NAME) left
+    running, with its cost a day and the command that stops it (the fleet as run.py's startCluster asks)."""
+    import base64
+
+    import boto3
+
+    aws_files(node, moto.endpoint)
+    ec2 = boto3.client("ec2", endpoint_url=moto.endpoint, region_name="us-east-1",
+                       aws_access_key_id="AKIAEXAMPLEEXAMPLE01", aws_secret_access_key="testing")
+    user_data = base64.b64encode(b"aws s3 cp s3://b/ecsconfigs/DistributedCP_ecs.config /etc/ecs/ecs.config").decode()
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
+    fleet = ec2.request_spot_fleet(SpotFleetRequestConfig={
+        "IamFleetRole": "arn:aws:iam::123456789012:role/aws-ec2-spot-fleet-tagging-role", "TargetCapacity": 2,
+        "SpotPrice": "0.20", "Type": "maintain", "AllocationStrategy": "lowestPrice", "LaunchSpecifications": [
+            {"ImageId": image, "InstanceType": "m5.xlarge", "SubnetId": subnet, "UserData": user_data}]})
+    fid = fleet["SpotFleetRequestId"]
+    try:
+        login(node, sandbox_key)
+        assert wait_for(lambda: cache(node).exists(), 90), "the background refresh never wrote the cache"
+        _, out = login(node, sandbox_key)
+        lines = [line for line in out.splitlines() if line.strip()]
+        head = next(i for i, line in enumerate(lines) if line.startswith(("✗ DCP", "! ready", "✓ ready")))
+        assert "/day now" in lines[head]
+        cost = lines[head + 1]
+        assert cost.lstrip().startswith("$ M10") and fid in cost and "2 × m5.xlarge" in cost
+        assert f"stop: aws ec2 cancel-spot-fleet-requests --spot-fleet-request-ids {fid} --terminate-instances" in cost
+    finally:
+        ec2.cancel_spot_fleet_requests(SpotFleetRequestIds=[fid], TerminateInstances=True)
