@@ -236,14 +236,12 @@ def cleanup_defect(ctx: Context) -> Finding:
 
 
 def _stale_alarms(ctx: Context, app: str, running: set[str]) -> list[str]:
+    """Per-worker alarms (``<APP_NAME>_<instance-id>``, one per worker per run) whose worker is gone: these pile
+    up. The two ``…isZero_<APP_NAME>`` trigger alarms are not counted: run.py's monitor leaves them and the next
+    startCluster reuses them by name."""
     per_instance = re.compile(rf"^{re.escape(app)}_(i-[0-9a-f]+)$")
-    triggers = {f"ApproximateNumberOfMessages{w}isZero_{app}" for w in ("Visible", "NotVisible")}
-    stale = []
-    for name in cloudwatch.alarm_names(ctx):
-        m = per_instance.match(name)
-        if (m and m.group(1) not in running) or (name in triggers and not running):
-            stale.append(name)
-    return stale
+    return [name for name in cloudwatch.alarm_names(ctx)
+            if (m := per_instance.match(name)) and m.group(1) not in running]
 
 
 def _running_ids(ctx: Context) -> set[str]:
@@ -259,7 +257,8 @@ def stale_alarms(ctx: Context) -> Finding:
     ctx.facts.prefetch(cloudwatch.dashboard_names)
     running = _running_ids(ctx)
     stale = _stale_alarms(ctx, app, running)
-    dashboards = [d for d in cloudwatch.dashboard_names(ctx) if app in d] if not running else []
+    cleaned = ctx.config.get("CLEAN_DASHBOARD") != "False"   # monitor deletes them unless told not to
+    dashboards = [d for d in cloudwatch.dashboard_names(ctx) if app in d] if cleaned and not running else []
     if stale or dashboards:
         parts = []
         if stale:

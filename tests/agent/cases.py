@@ -517,8 +517,10 @@ CASES: list[Case] = [
     Case("M05", "warn", "cleanup call with three arguments", lambda a, e: (a.clone / "lambda_function.py").write_text(
         monitor_source(a.bucket, call_args=3)), "run.py monitor"),
     Case("M05", "pass", "cleanup calls match"),
-    Case("M06", "warn", "alarms of a finished run", lambda a, e: (alarm(a, f"{APP_NAME}_i-0123456789abcdef0"),
-         alarm(a, f"ApproximateNumberOfMessagesVisibleisZero_{APP_NAME}")), "2 alarm(s)", issue="#93"),
+    Case("M06", "warn", "worker alarms of finished runs", lambda a, e: (alarm(a, f"{APP_NAME}_i-0123456789abcdef0"),
+         alarm(a, f"{APP_NAME}_i-0fedcba9876543210")), "2 alarm(s)", issue="#93"),
+    Case("M06", "warn", "a dashboard monitor should have removed", lambda a, e: a.client("cloudwatch").put_dashboard(
+        DashboardName=APP_NAME, DashboardBody='{"widgets": []}'), "dashboard(s)"),
     Case("M06", "pass", "another app's alarms", lambda a, e: alarm(a, "OtherApp_i-0123456789abcdef0")),
     Case("M07", "warn", "an export task still running", contains="cannot export", inject=running_export),
     Case("M07", "warn", "log group without retention", lambda a, e: a.client("logs").create_log_group(
