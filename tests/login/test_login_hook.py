@@ -128,12 +128,13 @@ def test_non_interactive_sessions_get_no_byte_from_the_hook(node: Sandbox, sandb
 
 def test_hanging_endpoint_never_slows_or_holds_a_login(node: Sandbox, sandbox_key: Path, hanging: str) -> None:
     aws_files(node, hanging)
-    (node.root / "etc/dcp-agent/login.conf").write_text("DCP_AGENT_LOGIN_TIMEOUT=6\n")
+    # The hard limit (9 s) comes before the checks' own timeouts (10 s each) would end the run by itself.
+    (node.root / "etc/dcp-agent/login.conf").write_text("DCP_AGENT_LOGIN_TIMEOUT=9\n")
     took, out = login(node, sandbox_key)             # the refresh starts and hangs on the endpoint …
     assert FIRST in out
     assert took < 5                                  # … yet the session ends at once: it holds nothing open
     assert refreshers(node, sandbox_key) == 1
-    assert wait_for(lambda: refreshers(node, sandbox_key) == 0, 6 + 5 + 5), "refresh outlived its hard timeout"
+    assert wait_for(lambda: refreshers(node, sandbox_key) == 0, 9 + 5 + 5), "refresh outlived its hard timeout"
 
 
 def test_two_logins_at_once_run_one_refresh_and_leave_one_valid_cache(node: Sandbox, sandbox_key: Path,
@@ -142,7 +143,8 @@ def test_two_logins_at_once_run_one_refresh_and_leave_one_valid_cache(node: Sand
     (node.root / "etc/dcp-agent/login.conf").write_text("DCP_AGENT_LOGIN_TIMEOUT=40\n")
     settings = node.root / "root/.config/dcp-agent/config.toml"
     settings.parent.mkdir(parents=True, exist_ok=True)
-    settings.write_text("check_timeout = 3\nbudget = 5\n")
+    # Every check starts at once and gives up after check_timeout: long enough to still run when we look.
+    settings.write_text("check_timeout = 8\nbudget = 10\n")
     threads = [threading.Thread(target=login, args=(node, sandbox_key)) for _ in range(2)]
     for t in threads:
         t.start()
