@@ -63,6 +63,8 @@ _BUILD = ami.BuildConfig.defaults()
     "source_ami_owner": f"base AMI owner (default {_BUILD['source_ami_owner']})",
     "ami_name_prefix": f"AMI name prefix (default {_BUILD['ami_name_prefix']})",
     "kms_key_id": "KMS key for the root volume",
+    "ssh_cidr": "IPv4 network(s) allowed to SSH to the build instance, e.g. 203.0.113.7/32 (default: your public "
+                "address as Packer sees it; Packer 1.6.6 needs this or --security-group-id)",
     "repo_url": f"Distributed-CellProfiler repository (default {_BUILD['repo_url']})",
     "ref": f"branch, tag or commit (default {_BUILD['ref']})",
     "endpoint": "EC2-compatible endpoint (an emulator); empty for AWS", "ssh_host": "SSH address override",
@@ -73,14 +75,14 @@ def build_ami(c: Context, region: str = "", instance_type: str = "", subnet_id: 
               security_group_id: str = "", ssh_username: str = "", source_ami_name: str = "",
               source_ami_owner: str = "", ami_name_prefix: str = "", kms_key_id: str = "",
               repo_url: str = "", ref: str = "", endpoint: str = "", ssh_host: str = "", ssh_port: int = 0,
-              ssh_keypair_name: str = "", ssh_private_key_file: str = "") -> None:
+              ssh_keypair_name: str = "", ssh_private_key_file: str = "", ssh_cidr: str = "") -> None:
     """Bake a DCP control-node AMI with Packer (the bootstrap recipe), then print its id."""
     cfg = ami.BuildConfig.from_options(
         region=region, instance_type=instance_type, subnet_id=subnet_id, security_group_id=security_group_id,
         ssh_username=ssh_username, source_ami_name=source_ami_name, source_ami_owner=source_ami_owner,
         ami_name_prefix=ami_name_prefix, kms_key_id=kms_key_id, repo_url=repo_url, ref=ref, endpoint=endpoint,
         ssh_host=ssh_host, ssh_port=ssh_port, ssh_keypair_name=ssh_keypair_name,
-        ssh_private_key_file=ssh_private_key_file)
+        ssh_private_key_file=ssh_private_key_file, ssh_cidr=ssh_cidr)
     try:
         result = ami.build(cfg)
     except ami.BuildError as e:
@@ -101,11 +103,14 @@ def validate(c: Context) -> None:
 @task(help={"region": "AWS region", "endpoint": "EC2-compatible endpoint (an emulator)",
             "delete": "delete what is found (default: only list it)",
             "keep": f"AMIs to keep (newest first; default {cleanup.KEEP})",
+            "older_than": f"only builds started at least this many minutes ago (default {cleanup.OLDER_THAN})",
             "prefix": f"AMI name prefix (default {_BUILD['ami_name_prefix']})"})
 def cleanup_build(c: Context, region: str = "", endpoint: str = "", delete: bool = False,  # noqa: PLR0917
-                  keep: int = cleanup.KEEP, prefix: str = "") -> None:
-    """Find (and with --delete remove) what interrupted builds left, and AMIs beyond --keep."""
+                  keep: int = cleanup.KEEP, older_than: int = cleanup.OLDER_THAN, prefix: str = "") -> None:
+    """Find (and with --delete remove) what this project's interrupted builds left, and AMIs beyond --keep."""
     try:
-        cleanup.cleanup(region, endpoint, prefix=prefix, keep=keep, delete=delete)
+        failed = cleanup.cleanup(region, endpoint, prefix=prefix, keep=keep, delete=delete, older_than=older_than)
     except ami.BuildError as e:
         raise Exit(f"cleanup-build: {e}", code=2) from None
+    if failed:
+        raise Exit(f"cleanup-build: {failed} could not be deleted (see above)", code=1)

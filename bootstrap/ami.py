@@ -1,9 +1,13 @@
 """`invoke build-ami`: Packer builds the control-node AMI with the bootstrap recipe; boto3 finishes it.
 
-Works with current Packer (>= 1.7, amazon plugin, `required_plugins`) and with Debian's Packer 1.6.6:
-for the latter the template is copied without plugins.pkr.hcl and without the lines marked
-"compat:modern-only" (metadata_options, imds_support). Either way the AMI is then marked to require
-IMDSv2 (ModifyImageAttribute ImdsSupport=v2.0) and tagged with what it contains, using boto3.
+Works with current Packer (>= 1.7, amazon plugin, `required_plugins`, installed by `packer init`, which
+build-ami runs first) and with Debian's Packer 1.6.6: for the latter the template is copied without
+plugins.pkr.hcl and without the lines marked "compat:modern-only" (metadata_options, imds_support,
+temporary_security_group_source_public_ip). Either way the AMI is then marked to require IMDSv2
+(ModifyImageAttribute ImdsSupport=v2.0) and tagged with what it contains, using boto3.
+
+Every resource a build starts carries the run tags (:func:`run_tags`: project, build id, start time), which
+is how `invoke cleanup-build` tells this project's leftovers from anyone else's.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import ipaddress
 import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import time
@@ -25,7 +30,13 @@ from bootstrap.stage import prepare
 ROOT = Path(__file__).resolve().parent.parent
 PACKER_DIR = ROOT / "packer"
 REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
-BUILD_TAG = "packer dcp-control-node build"
+BUILD_TAG = "packer dcp-control-node build"     # the build instance's Name
+PROJECT = "dcp-control-node"                    # value of the PROJECT_TAG on everything a build makes
+PROJECT_TAG = "dcp:project"
+BUILD_ID_TAG = "dcp:build-id"
+STARTED_TAG = "dcp:build-started"               # UTC, ISO 8601: how old a build's leftovers are
+MODERN = (1, 7, 0)                              # Packer with `packer init` and external plugins
+AMAZON_PLUGIN = "github.com/hashicorp/amazon"
 
 
 class BuildError(Exception):
@@ -48,6 +59,7 @@ class BuildConfig:
     endpoint: str = ""                      # an EC2-compatible endpoint (emulator); empty for AWS
     ami_name_prefix: str = "dcp-control-node"
     kms_key_id: str = ""
+    ssh_cidr: str = ""                      # comma-separated IPv4 CIDRs allowed to SSH to the build instance
     repo_url: str = Options.repo_url
     ref: str = "master"
     extra_tags: dict[str, str] = field(default_factory=dict)
@@ -63,6 +75,22 @@ class BuildConfig:
         the one the AWS configuration names."""
         given = {name: value for name, value in options.items() if value}
         return cls(**{"region": given.pop("region", "") or aws_region(), **given})
+
+
+@dataclass(frozen=True)
+class SourceImage:
+    """The base AMI Packer will pick (the newest match): its root device is where the encrypted volume goes."""
+    image_id: str
+    root_device: str
+    root_size_gb: int
+
+
+@dataclass(frozen=True)
+class SshSource:
+    """Who may reach the temporary security group's SSH port: explicit CIDRs, or (current Packer) the
+    address Packer sees for itself. Never 0.0.0.0/0."""
+    cidrs: tuple[str, ...] = ()
+    public_ip: bool = False
 
 
 @dataclass(frozen=True)
@@ -104,6 +132,49 @@ def check_inputs(cfg: BuildConfig) -> None:
         raise BuildError("give both --ssh-keypair-name and --ssh-private-key-file, or neither")
     if not re.fullmatch(r"[A-Za-z0-9()\[\]./_ -]{3,100}", cfg.ami_name_prefix):
         raise BuildError(f"AMI name prefix {cfg.ami_name_prefix!r} must be 3–100 of letters, digits, ()[]./-_")
+    if cfg.ssh_cidr and cfg.security_group_id:
+        raise BuildError("--ssh-cidr is for the temporary security group; with --security-group-id that group's "
+                         "rules decide who can SSH: give one or the other")
+    parse_cidrs(cfg.ssh_cidr)
+
+
+def parse_cidrs(text: str) -> tuple[str, ...]:
+    """``--ssh-cidr``: comma-separated IPv4 networks (an address alone means /32). Refuses anything that is
+    not one, has host bits set, or is the whole internet."""
+    cidrs = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        try:
+            net = ipaddress.ip_network(item if "/" in item else f"{item}/32", strict=True)
+        except ValueError as e:
+            raise BuildError(f"--ssh-cidr {item!r} is not an IPv4 network such as 203.0.113.7/32 ({e})") from None
+        if not isinstance(net, ipaddress.IPv4Network):
+            raise BuildError(f"--ssh-cidr {item!r}: Packer's temporary security group takes IPv4 networks only")
+        if net.prefixlen == 0:
+            raise BuildError(f"--ssh-cidr {item!r} would open SSH to the whole internet: give your own address (/32)")
+        cidrs.append(str(net))
+    return tuple(cidrs)
+
+
+def ssh_source(cfg: BuildConfig, modern: bool) -> SshSource:
+    """Who the temporary security group lets in on the SSH port (Packer's default would be 0.0.0.0/0):
+
+    - ``--security-group-id``: no temporary group (that group's rules decide);
+    - ``--ssh-cidr``: exactly those networks (``temporary_security_group_source_cidrs``);
+    - a build wholly on this machine (EC2 endpoint and SSH host both loopback, i.e. the emulator): 127.0.0.1/32;
+    - current Packer: the address Packer sees for itself (``temporary_security_group_source_public_ip``);
+    - Packer 1.6.6, which has no such option: refused, with what to pass instead.
+    """
+    if cfg.security_group_id:
+        return SshSource()
+    if cfg.ssh_cidr:
+        return SshSource(cidrs=parse_cidrs(cfg.ssh_cidr))
+    if cfg.endpoint and is_loopback_url(cfg.endpoint) and cfg.ssh_host and is_loopback_url(cfg.ssh_host):
+        return SshSource(cidrs=("127.0.0.1/32",))
+    if modern:
+        return SshSource(public_ip=True)
+    raise BuildError("Packer 1.6.6 cannot limit the temporary security group to your address: pass --ssh-cidr "
+                     "<your public IPv4>/32 (or --security-group-id of a group that allows SSH from you), "
+                     "or use Packer >= 1.7")
 
 
 def is_loopback_url(url: str) -> bool:
@@ -114,8 +185,9 @@ def is_loopback_url(url: str) -> bool:
         return False
 
 
-def preflight(cfg: BuildConfig, ec2: Any | None = None) -> None:
-    """Credentials, region, subnet, security group (SSH open) and the base AMI, before anything is created."""
+def preflight(cfg: BuildConfig, ec2: Any | None = None) -> SourceImage:
+    """Credentials, region, subnet, security group (SSH open) and the base AMI, before anything is created.
+    Returns the base AMI Packer's ``most_recent`` filter will choose."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -141,6 +213,11 @@ def preflight(cfg: BuildConfig, ec2: Any | None = None) -> None:
                              "check --source-ami-name/--source-ami-owner")
     except ClientError as e:
         raise BuildError(f"{e.response['Error']['Code']}: {e.response['Error']['Message']}") from None
+    image = max(found, key=lambda i: i.get("CreationDate", ""))
+    root = image.get("RootDeviceName") or "/dev/sda1"
+    size = next((m.get("Ebs", {}).get("VolumeSize") or 0 for m in image.get("BlockDeviceMappings", [])
+                 if m.get("DeviceName") == root), 0)
+    return SourceImage(image["ImageId"], root, max(int(size), 8))
 
 
 def packer_path() -> str:
@@ -180,7 +257,17 @@ def git_commit() -> str:
     return p.stdout.strip() or "unknown"
 
 
-def packer_vars(cfg: BuildConfig, build: Path, stage_dir: Path, recipe: Path, tags: dict[str, str]) -> dict[str, str]:
+def run_tags(build_id: str, started: float | None = None) -> dict[str, str]:
+    """Tags for everything the build runs: the instance and its volumes on every Packer, and the temporary
+    key pair and security group on current Packer (the amazon plugin tags them with run_tags; 1.6.6 does not,
+    so cleanup-build finds those through the tagged instance)."""
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
+    return {"Name": BUILD_TAG, PROJECT_TAG: PROJECT, BUILD_ID_TAG: build_id, STARTED_TAG: when}
+
+
+def packer_vars(cfg: BuildConfig, build: Path, stage_dir: Path, recipe: Path, tags: dict[str, str], *,
+                run: dict[str, str], ssh: SshSource, source: SourceImage) -> Path:
+    """The one variable file (HCL2 variable files are JSON-compatible) every Packer command gets; its path."""
     values: dict[str, Any] = {
         "region": cfg.region, "instance_type": cfg.instance_type, "source_ami_name": cfg.source_ami_name,
         "source_ami_owner": cfg.source_ami_owner, "subnet_id": cfg.subnet_id,
@@ -190,11 +277,35 @@ def packer_vars(cfg: BuildConfig, build: Path, stage_dir: Path, recipe: Path, ta
         "ami_name_prefix": cfg.ami_name_prefix, "kms_key_id": cfg.kms_key_id, "stage_dir": str(stage_dir),
         "recipe_script": str(recipe), "scripts_dir": str(PACKER_DIR / "scripts"),
         "node_manifest": str(build / "node-manifest.json"), "packer_manifest": str(build / "packer-manifest.json"),
+        "root_device_name": source.root_device, "root_volume_size": source.root_size_gb,
+        "ssh_source_cidrs": list(ssh.cidrs), "ssh_source_public_ip": ssh.public_ip,
+        "tags": tags, "run_tags": run,
     }
-    # HCL2 variable files are JSON-compatible: one file carries every value, tags included.
     var_file = build / "build.auto.pkrvars.json"
-    var_file.write_text(json.dumps({**values, "tags": tags}, indent=2))
-    return {k: str(v) for k, v in values.items()}
+    var_file.write_text(json.dumps(values, indent=2))
+    return var_file
+
+
+# What `packer init` prints when it cannot download a plugin (no network, proxy, GitHub or releases API down).
+_DOWNLOAD_FAILED = re.compile(r"Failed getting the|dial tcp|no such host|lookup |i/o timeout|connection refused|"
+                              r"network is unreachable|TLS handshake|Client\.Timeout|rate limit", re.IGNORECASE)
+
+
+def packer_init(exe: str, templates: Path) -> None:
+    """`packer init` (current Packer only): installs the amazon plugin ``required_plugins`` asks for, or does
+    nothing when it is installed already. Without the plugin and without network, one line says what to do."""
+    from packerpy import PackerExecutable
+
+    rc, out, err = PackerExecutable(executable_path=exe, machine_readable=False).execute_cmd("init", str(templates))
+    if rc == 0:
+        return
+    text = ((out or b"") + (err or b"")).decode(errors="replace")
+    if _DOWNLOAD_FAILED.search(text):
+        raise BuildError(f"packer init cannot download the amazon plugin ({AMAZON_PLUGIN}) from here: on a machine "
+                         f"with internet run `packer plugins install {AMAZON_PLUGIN}` and copy ~/.config/packer/plugins "
+                         "to this one (or set PACKER_PLUGIN_PATH to a folder holding it), then run build-ami again")
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), f"exit status {rc}")
+    raise BuildError(f"packer init failed: {first}")
 
 
 def run_packer(exe: str, command: str, templates: Path, var_file: Path, *, stream: bool) -> int:
@@ -239,11 +350,14 @@ def finish_image(ec2: Any, ami: str, node_manifest: Path, tags: dict[str, str]) 
     return tags
 
 
-def base_tags(cfg: BuildConfig) -> dict[str, str]:
+def base_tags(cfg: BuildConfig, build_id: str = "") -> dict[str, str]:
     from agent import __version__
 
-    return {"Name": cfg.ami_name_prefix, "dcp:project-version": __version__, "dcp:git-commit": git_commit(),
-            "dcp:recipe-sha256": recipe_hash(), "dcp:dcp-ref": cfg.ref, **cfg.extra_tags}
+    tags = {"Name": cfg.ami_name_prefix, PROJECT_TAG: PROJECT, "dcp:project-version": __version__,
+            "dcp:git-commit": git_commit(), "dcp:recipe-sha256": recipe_hash(), "dcp:dcp-ref": cfg.ref}
+    if build_id:
+        tags[BUILD_ID_TAG] = build_id
+    return {**tags, **cfg.extra_tags}
 
 
 def stage(cfg: BuildConfig, build: Path) -> tuple[Path, Path]:
@@ -256,8 +370,10 @@ def stage(cfg: BuildConfig, build: Path) -> tuple[Path, Path]:
 
 
 def new_build_dir() -> Path:
-    d = PACKER_DIR / "build" / time.strftime("%Y%m%d-%H%M%S")
-    d.mkdir(parents=True, exist_ok=True)
+    """packer/build/<build id>: the id is also the build's BUILD_ID_TAG (a timestamp and a random suffix, so
+    builds started in the same second, or on two machines, never share one)."""
+    d = PACKER_DIR / "build" / f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+    d.mkdir(parents=True, exist_ok=False)
     return d
 
 
@@ -267,15 +383,18 @@ def build(cfg: BuildConfig) -> BuildResult:
     check_inputs(cfg)
     exe = packer_path()
     version = packer_version(exe)
+    modern = version >= MODERN
+    ssh = ssh_source(cfg, modern)
     ec2 = ec2_client(cfg.region, cfg.endpoint)
-    preflight(cfg, ec2)
+    source = preflight(cfg, ec2)
     work = new_build_dir()
     print(f"build-ami: Packer {'.'.join(map(str, version))}; work folder {work}", flush=True)
     stage_dir, recipe = stage(cfg, work)
-    templates = template_dir(work / "templates", modern=version >= (1, 7, 0))
-    tags = base_tags(cfg)
-    packer_vars(cfg, work, stage_dir, recipe, tags)
-    var_file = work / "build.auto.pkrvars.json"
+    templates = template_dir(work / "templates", modern=modern)
+    tags = base_tags(cfg, work.name)
+    var_file = packer_vars(cfg, work, stage_dir, recipe, tags, run=run_tags(work.name), ssh=ssh, source=source)
+    if modern:
+        packer_init(exe, templates)
     run_packer(exe, "validate", templates, var_file, stream=False)
     if run_packer(exe, "build", templates, var_file, stream=True) != 0:
         raise BuildError(f"packer build failed (see the output above; work folder {work})")
@@ -290,14 +409,21 @@ def validate() -> tuple[int, int, int]:
     """`packer fmt -check` and `packer validate` on the template (no AWS needed); returns Packer's version."""
     exe = packer_path()
     version = packer_version(exe)
+    modern = version >= MODERN
     work = new_build_dir()
-    templates = template_dir(work / "templates", modern=version >= (1, 7, 0))
+    templates = template_dir(work / "templates", modern=modern)
+    if modern:
+        packer_init(exe, templates)
     fmt = subprocess.run([exe, "fmt", "-check", "-diff", str(PACKER_DIR)], capture_output=True, text=True, check=False)
     if fmt.returncode != 0:
         raise BuildError(f"packer/ is not packer fmt-clean: run packer fmt packer/\n{fmt.stdout}")
     stage_dir = work / "stage"
     stage_dir.mkdir()
     (work / "recipe.sh").write_text(render_script(Options()))
-    packer_vars(BuildConfig(region="us-east-1"), work, stage_dir, work / "recipe.sh", {"Name": "validate"})
-    run_packer(exe, "validate", templates, work / "build.auto.pkrvars.json", stream=False)
+    cfg = BuildConfig(region="us-east-1")
+    # What a real build would pass (TEST-NET-3 stands in for an --ssh-cidr on 1.6.6).
+    ssh = SshSource(public_ip=True) if modern else SshSource(cidrs=("203.0.113.7/32",))
+    var_file = packer_vars(cfg, work, stage_dir, work / "recipe.sh", {"Name": "validate"}, run=run_tags(work.name),
+                           ssh=ssh, source=SourceImage("ami-00000000", "/dev/sda1", 8))
+    run_packer(exe, "validate", templates, var_file, stream=False)
     return version

@@ -1,7 +1,8 @@
 # A Distributed-CellProfiler control-node AMI. Built by `invoke build-ami`, which stages the recipe's files,
 # renders the recipe (bootstrap/recipe.py, the same one `invoke bootstrap` runs) and passes their paths.
 # Lines marked "compat:modern-only" need Packer >= 1.7 with the amazon plugin; `invoke build-ami` drops
-# them for Debian's Packer 1.6.6 and applies the AMI's IMDSv2 marking with boto3 after the build instead.
+# them for Debian's Packer 1.6.6 and applies the AMI's IMDSv2 marking with boto3 after the build instead
+# (on 1.6.6 it also requires --ssh-cidr, as 1.6.6 cannot find the operator's public address itself).
 
 packer {
   required_version = ">= 1.6.0"
@@ -106,10 +107,44 @@ variable "kms_key_id" {
   description = "KMS key for the encrypted root volume (empty: the account's default EBS key)."
 }
 
+variable "root_device_name" {
+  type        = string
+  default     = "/dev/sda1"
+  description = "Root device of the base AMI (build-ami reads it from the AMI): the volume launched encrypted."
+}
+
+variable "root_volume_size" {
+  type        = number
+  default     = 8
+  description = "Root volume size in GiB (build-ami uses the base AMI's)."
+}
+
+variable "ssh_source_cidrs" {
+  type        = list(string)
+  default     = []
+  description = "IPv4 networks the temporary security group lets in on the SSH port (build-ami's --ssh-cidr)."
+  validation {
+    condition     = contains(var.ssh_source_cidrs, "0.0.0.0/0") == false
+    error_message = "SSH must not be open to the whole internet (0.0.0.0/0): give your own address, e.g. 203.0.113.7/32."
+  }
+}
+
+variable "ssh_source_public_ip" {
+  type        = bool
+  default     = false
+  description = "Let in only the public address Packer sees for itself (amazon plugin; not on Packer 1.6.6)."
+}
+
 variable "tags" {
   type        = map(string)
   default     = {}
   description = "Tags for the AMI and its snapshots (build-ami adds version, commit and recipe hash)."
+}
+
+variable "run_tags" {
+  type        = map(string)
+  default     = {}
+  description = "Tags for the build instance, its volumes and (amazon plugin) its temporary key pair and security group."
 }
 
 variable "stage_dir" {
@@ -145,8 +180,6 @@ source "amazon-ebs" "control-node" {
   custom_endpoint_ec2  = var.custom_endpoint_ec2
   ami_name             = "${var.ami_name_prefix}-${formatdate("YYYYMMDD-hhmmss", timestamp())}"
   ami_description      = "Distributed-CellProfiler control node (dcp-control-node)"
-  encrypt_boot         = true
-  kms_key_id           = var.kms_key_id
   communicator         = "ssh"
   ssh_username         = var.ssh_username
   ssh_host             = var.ssh_host
@@ -156,7 +189,24 @@ source "amazon-ebs" "control-node" {
   ssh_timeout          = "10m"
   tags                 = var.tags
   snapshot_tags        = var.tags
-  run_tags             = { Name = "packer dcp-control-node build" }
+  run_tags             = var.run_tags
+  run_volume_tags      = var.run_tags
+
+  temporary_security_group_source_cidrs     = var.ssh_source_cidrs
+  temporary_security_group_source_public_ip = var.ssh_source_public_ip # compat:modern-only
+
+  # The build instance's root volume is launched encrypted, so the image's snapshot is encrypted as made
+  # (encrypt_boot would instead copy the finished image: a CopyImage of several minutes per build).
+  launch_block_device_mappings {
+    device_name           = var.root_device_name
+    volume_size           = var.root_volume_size
+    volume_type           = "gp3"
+    iops                  = 3000
+    throughput            = 125
+    encrypted             = true
+    kms_key_id            = var.kms_key_id
+    delete_on_termination = true
+  }
 
   source_ami_filter {
     filters = {
