@@ -27,7 +27,8 @@ _ACTION_RE = re.compile(r"perform:?\s+([a-z0-9-]+:[A-Za-z0-9*]+)")
 BLOCKING = (Status.FAIL, Status.ERROR, Status.SKIP)
 # IAM action prefix -> boto3 service, in the order a run's read chains need them: the longest first (IAM),
 # then the cheap SQS client (URL, then attributes), then EC2 and S3.
-SERVICES = {"sts": "sts", "iam": "iam", "sqs": "sqs", "ec2": "ec2", "s3": "s3", "servicequotas": "service-quotas"}
+SERVICES = {"sts": "sts", "iam": "iam", "sqs": "sqs", "ec2": "ec2", "s3": "s3", "servicequotas": "service-quotas",
+            "ecs": "ecs", "cloudwatch": "cloudwatch", "logs": "logs", "lambda": "lambda", "sns": "sns"}
 
 
 def _denied_action(err: AwsError, check: Check) -> str:
