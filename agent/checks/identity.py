@@ -68,18 +68,38 @@ def clock_skew(ctx: Context) -> Finding:
     return ok(f"{skew:.0f} s off AWS")
 
 
+# botocore's credential methods whose credentials it renews itself before they run out (an instance or
+# container role, an assumed role, web identity, SSO, `aws login`, a credential_process).
+REFRESHED = {"iam-role": "the instance role", "container-role": "the container role",
+             "assume-role": "a role_arn profile", "assume-role-with-web-identity": "web identity",
+             "sso": "SSO (while the SSO session lasts: aws sso login)", "login": "aws login",
+             "custom-process": "credential_process"}
+# Where keys are read as they are: a session token there is never renewed.
+STATIC = {"env": "the environment", "shared-credentials-file": "~/.aws/credentials",
+          "config-file": "~/.aws/config", "boto-config": "the boto config", "ec2-credentials-file": "the EC2 "
+          "credentials file", "explicit": "the code"}
+
+
 @check("I03", "identity.credential-lifetime", "Credentials last through a long monitor run", Severity.MEDIUM,
        needs=(credentials,))
 def credential_lifetime(ctx: Context) -> Finding:
     info = aws.credential_info(ctx)
-    expiry = info.expiry if info else None
-    if expiry is None:
-        return ok("long-term credentials")
-    left = (expiry - datetime.now(UTC)).total_seconds() / 3600
-    if left < 12:
-        return warn(f"these credentials expire in {left:.1f} h; 'run.py monitor' runs for hours and workers "
-                    "cannot refresh copied keys", "use a role_arn profile for DCP (see aws.credential-layout)")
-    return ok(f"{left:.0f} h left")
+    if info is None:
+        raise Skip("no credentials (see identity.credentials)")
+    if info.method in REFRESHED:
+        return ok(f"refreshed by botocore ({info.method}: {REFRESHED[info.method]})")
+    temporary = info.access_key_prefix == "ASIA" or info.has_token
+    if not temporary:
+        return ok(f"long-term credentials ({info.method or 'unknown source'})")
+    left = ""
+    if info.expiry is not None:
+        hours = (info.expiry - datetime.now(UTC)).total_seconds() / 3600
+        left = f" (in {hours:.1f} h)" if hours > 0 else " (already)"
+    where = STATIC.get(info.method, info.method or "an unknown source")
+    return warn(f"these are session credentials (ASIA… with a session token) from {where}: they expire{left} "
+                "and cannot be refreshed (botocore only re-reads them), so 'run.py monitor' stops mid-run",
+                "use a profile botocore renews itself: role_arn with source_profile or credential_source, or "
+                "an SSO profile (aws configure sso); then drop the session keys")
 
 
 @check("I04", "identity.type", "Not the account's root user", Severity.MEDIUM, needs=(credentials,))

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from agent import facts
-from agent.facts.aws import Identity
+from agent.facts.aws import CredentialInfo, Identity
 from rig.seed import (
     APP_NAME,
     DLQ,
@@ -149,6 +149,31 @@ def role_arn_profile(a: DcpAccount, e: Env, trust: str = "ecs-tasks.amazonaws.co
                        f"role_arn = arn:aws:iam::{a.account_id}:role/DCPTaskRole\nsource_profile = base\n")
     creds = a.aws_credentials.read_text().replace("[default]", "[base]")
     a.aws_credentials.write_text(creds)
+
+
+def credential_process(a: DcpAccount, e: Env) -> None:
+    """Credentials from a credential_process that hands out 2-hour session credentials (botocore reruns it)."""
+    (e.tmp / "creds.sh").write_text("#!/bin/sh\nprintf '%s' '" + json.dumps({
+        "Version": 1, "AccessKeyId": a.access_key_id, "SecretAccessKey": a.secret_access_key,
+        "SessionToken": "TOKEN", "Expiration": (datetime.now(UTC) + timedelta(hours=2)).isoformat()}) + "'\n")
+    (e.tmp / "creds.sh").chmod(0o755)
+    a.aws_credentials.unlink()
+    edit_aws_config(a, f"[default]\nregion = us-east-1\noutput = json\ncredential_process = {e.tmp}/creds.sh\n")
+
+
+def instance_role_only(a: DcpAccount, e: Env) -> None:
+    """No keys anywhere: botocore falls back to the instance metadata service, here moto's (on loopback)."""
+    a.aws_credentials.unlink()
+    e.setenv("AWS_EC2_METADATA_DISABLED", "false")
+    e.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", a.endpoint + "/")
+
+
+def credentials_of(method: str, *, hours: float, prefix: str = "ASIA") -> Callable[[DcpAccount], Overrides]:
+    """Credentials as botocore would describe them for ``method``, expiring in ``hours``."""
+    def inject(a: DcpAccount) -> Overrides:
+        info = CredentialInfo(method, prefix, True, datetime.now(UTC) + timedelta(hours=hours))
+        return {facts.aws.credential_info: lambda ctx: info}
+    return inject
 
 
 def foreign_bucket(a: DcpAccount) -> str:
@@ -319,13 +344,22 @@ CASES: list[Case] = [
     Case("I01", "fail", "no credentials", lambda a, e: a.aws_credentials.unlink(), "aws configure"),
     Case("I02", "fail", "clock 20 min off (injected Date: moto's clock is ours)", inject=skewed(20), contains="20 min"),
     Case("I02", "warn", "clock 7 min off (injected)", inject=skewed(7), contains="7 min"),
-    Case("I03", "warn", "short-lived credentials", lambda a, e: (
-        (e.tmp / "creds.sh").write_text("#!/bin/sh\nprintf '%s' '" + json.dumps({
-            "Version": 1, "AccessKeyId": a.access_key_id, "SecretAccessKey": a.secret_access_key,
-            "SessionToken": "TOKEN", "Expiration": (datetime.now(UTC) + timedelta(hours=2)).isoformat()}) + "'\n"),
-        (e.tmp / "creds.sh").chmod(0o755), a.aws_credentials.unlink(),
-        edit_aws_config(a, f"[default]\nregion = us-east-1\noutput = json\ncredential_process = {e.tmp}/creds.sh\n")),
-        "expire"),
+    # I03 decides by how botocore obtains the credentials, not by whether they carry an expiry.
+    Case("I03", "pass", "credential_process, 2 h left: botocore reruns it", credential_process,
+         "refreshed by botocore"),
+    Case("I03", "pass", "role_arn profile, 1 h left: botocore assumes again", role_arn_profile,
+         "refreshed by botocore"),
+    Case("I03", "pass", "instance role from the metadata service", instance_role_only, "iam-role"),
+    Case("I03", "pass", "instance role with 5 h left (injected: moto's IMDS hands out a day)",
+         inject=credentials_of("iam-role", hours=5), contains="refreshed by botocore"),
+    Case("I03", "pass", "long-term keys", contains="long-term"),
+    Case("I03", "warn", "ASIA keys and a session token in ~/.aws/credentials", lambda a, e: (
+        a.aws_credentials.write_text("[default]\naws_access_key_id = ASIAEXAMPLETEMPKEY01\n"
+                                     "aws_secret_access_key = x\naws_session_token = FQoGZXIvYXdzEXAMPLETOKEN\n")),
+         "cannot be refreshed"),
+    Case("I03", "warn", "ASIA keys and a session token in the environment", lambda a, e: (
+        e.setenv("AWS_ACCESS_KEY_ID", "ASIAEXAMPLETEMPKEY01"), e.setenv("AWS_SECRET_ACCESS_KEY", "x"),
+        e.setenv("AWS_SESSION_TOKEN", "FQoGZXIvYXdzEXAMPLETOKEN")), "role_arn"),
     Case("I04", "warn", "root keys (injected: moto has no root identity)", inject=root_identity, contains="root"),
     Case("I05", "fail", "fleet role from another account", lambda a, e: fleet(a, lambda d: d.update(
         IamFleetRole="arn:aws:iam::999999999999:role/aws-ec2-spot-fleet-tagging-role")), "999999999999", issue="#178"),
