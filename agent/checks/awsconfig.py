@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from agent import gates
 from agent.context import REGION_RE, Context
 from agent.facts import aws, local
@@ -32,20 +30,38 @@ def config_files(ctx: Context) -> Finding:
     return ok(", ".join(str(p) for p in (files.config_file, creds) if p.exists()))
 
 
+def _profile_fix(env: tuple[tuple[str, str], ...], wanted: str) -> str:
+    """How to make boto3.Session() use profile ``wanted``, given the profile variables in effect."""
+    if env and env[0][0] != "AWS_PROFILE":   # AWS_DEFAULT_PROFILE, which boto3 prefers to AWS_PROFILE
+        return (f"unset {env[0][0]} (boto3 takes it before AWS_PROFILE; drop it from ~/.bashrc too) and "
+                f"export AWS_PROFILE={wanted}")
+    return f"export AWS_PROFILE={wanted} (persist it in ~/.bashrc)"
+
+
+def _shell_profile(env: tuple[tuple[str, str], ...]) -> str:
+    """Where the shell's profile comes from, naming the variable that wins and the ones it overrides."""
+    if not env:
+        return "no AWS_PROFILE set: [default]"
+    (name, value), rest = env[0], env[1:]
+    return f"{name}={value}" + "".join(f", which overrides {n}={v}" for n, v in rest if v != value)
+
+
 @check("C02", "aws.profile-match", "The shell's AWS profile is config.AWS_PROFILE", Severity.BLOCKER,
        needs=(gates.CONFIG, gates.AWS_FILES), actions=("sts:GetCallerIdentity",))
 def profile_match(ctx: Context) -> Finding:
     wanted = ctx.config_profile()
-    env_profile = os.environ.get("AWS_PROFILE") or os.environ.get("AWS_DEFAULT_PROFILE")
+    env = aws.profile_env(ctx)
     try:
         current = aws.session_profile(ctx)
     except Exception as e:
         if code_of(e) == "ProfileNotFound":
-            return fail(f"AWS_PROFILE={env_profile} names a profile that does not exist",
-                        f"export AWS_PROFILE={wanted} (add it to ~/.bashrc), or aws configure --profile {env_profile}")
+            name, value = env[0] if env else ("AWS_PROFILE", "")
+            return fail(f"{_shell_profile(env)}: {name}={value} names a profile that does not exist",
+                        _profile_fix(env, wanted) + f", or aws configure --profile {value}")
         raise
+    source = f" ({env[0][0]})" if env else ""
     if current == wanted:
-        return ok(f"both use profile {wanted!r}")
+        return ok(f"both use profile {wanted!r}{source}")
     try:
         other = aws.identity(ctx, "config")
     except Exception as e:
@@ -54,11 +70,13 @@ def profile_match(ctx: Context) -> Finding:
                         f"aws configure --profile {wanted}, or set AWS_PROFILE = '{current}' in config.py")
         raise
     mine = aws.identity(ctx)
-    fix = f"export AWS_PROFILE={wanted} (persist it in ~/.bashrc), or set AWS_PROFILE = '{current}' in config.py"
+    fix = f"{_profile_fix(env, wanted)}, or set AWS_PROFILE = '{current}' in config.py"
     if other.account != mine.account:
-        return fail(f"run.py would create queues and fleets as account {mine.account} (profile {current!r}) "
-                    f"but hand workers the keys of account {other.account} (profile {wanted!r})", fix)
-    return warn(f"the shell uses profile {current!r} and config.py {wanted!r} (same account)", fix)
+        return fail(f"run.py would create queues and fleets as account {mine.account} (profile {current!r}: "
+                    f"{_shell_profile(env)}) but hand workers the keys of account {other.account} "
+                    f"(profile {wanted!r})", fix)
+    return warn(f"the shell uses profile {current!r} ({_shell_profile(env)}) and config.py {wanted!r} "
+                "(same account)", fix)
 
 
 @check("C03", "aws.profile-section", "config.AWS_PROFILE has a section DCP can find", Severity.BLOCKER,

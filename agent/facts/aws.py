@@ -3,6 +3,7 @@ itself: profile, region, the regions botocore knows, and how its credentials are
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,16 @@ def config_session(ctx: Context) -> Any:
     session = boto3.Session(profile_name=ctx.config_profile())
     _remember_secrets(ctx, session)
     return session
+
+
+@fact()
+def profile_env(ctx: Context) -> tuple[tuple[str, str], ...]:
+    """The profile variables set in the environment, in the order ``boto3.Session()`` consults them (the
+    first one wins): botocore's own list, which puts AWS_DEFAULT_PROFILE before AWS_PROFILE."""
+    from botocore.configprovider import BOTOCORE_DEFAUT_SESSION_VARIABLES
+
+    names = BOTOCORE_DEFAUT_SESSION_VARIABLES["profile"][1]
+    return tuple((n, os.environ[n]) for n in ([names] if isinstance(names, str) else names) if n in os.environ)
 
 
 @fact()

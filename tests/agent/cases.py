@@ -151,6 +151,13 @@ def role_arn_profile(a: DcpAccount, e: Env, trust: str = "ecs-tasks.amazonaws.co
     a.aws_credentials.write_text(creds)
 
 
+def lab_profile(a: DcpAccount) -> None:
+    """A second profile, [lab], with the operator's keys (the same account)."""
+    a.aws_config.write_text(a.aws_config.read_text() + "[profile lab]\nregion = us-east-1\noutput = json\n")
+    a.aws_credentials.write_text(a.aws_credentials.read_text() + a.aws_credentials.read_text().replace(
+        "[default]", "[lab]"))
+
+
 def credential_process(a: DcpAccount, e: Env) -> None:
     """Credentials from a credential_process that hands out 2-hour session credentials (botocore reruns it)."""
     (e.tmp / "creds.sh").write_text("#!/bin/sh\nprintf '%s' '" + json.dumps({
@@ -316,6 +323,14 @@ CASES: list[Case] = [
     Case("C01", "fail", "garbled config", lambda a, e: edit_aws_config(a, "[default\nregion = us-east-1\n"), "cannot parse"),
     Case("C01", "warn", "credentials readable", lambda a, e: a.aws_credentials.chmod(0o644), "chmod 600"),
     Case("C02", "fail", "AWS_PROFILE unknown", lambda a, e: e.setenv("AWS_PROFILE", "nosuch"), "does not exist"),
+    # boto3.Session() takes AWS_DEFAULT_PROFILE before AWS_PROFILE (botocore's session variables): C02 names the winner.
+    Case("C02", "fail", "AWS_DEFAULT_PROFILE unknown, AWS_PROFILE right", lambda a, e: (
+        e.setenv("AWS_PROFILE", "default"), e.setenv("AWS_DEFAULT_PROFILE", "nosuch")), "AWS_DEFAULT_PROFILE=nosuch"),
+    Case("C02", "warn", "AWS_DEFAULT_PROFILE overrides AWS_PROFILE", lambda a, e: (
+        lab_profile(a), e.setenv("AWS_PROFILE", "default"), e.setenv("AWS_DEFAULT_PROFILE", "lab")),
+         "unset AWS_DEFAULT_PROFILE"),
+    Case("C02", "pass", "AWS_PROFILE names config.AWS_PROFILE", lambda a, e: (
+        lab_profile(a), a.edit_config(AWS_PROFILE="lab"), e.setenv("AWS_PROFILE", "lab")), "'lab' (AWS_PROFILE)"),
     Case("C02", "warn", "profiles differ, same account", lambda a, e: (
         a.aws_config.write_text(a.aws_config.read_text() + "[profile lab]\nregion = us-east-1\noutput = json\n"),
         a.aws_credentials.write_text(a.aws_credentials.read_text() + a.aws_credentials.read_text().replace(
