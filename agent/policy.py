@@ -21,7 +21,6 @@ BUCKETS = ["arn:aws:s3:::<AWS_BUCKET>", "arn:aws:s3:::<SOURCE_BUCKET>", "arn:aws
 SCOPED: dict[str, tuple[str, list[str]]] = {
     "iam:SimulatePrincipalPolicy": ("IAMSimulate", ["arn:aws:iam::<ACCT>:user/*", "arn:aws:iam::<ACCT>:role/*"]),
     "s3:ListBucket": ("S3BucketMeta", BUCKETS),
-    "s3:GetBucketLocation": ("S3BucketMeta", BUCKETS),
     "s3:GetBucketPolicy": ("S3BucketMeta", BUCKETS),
     "s3:GetEncryptionConfiguration": ("S3BucketMeta", BUCKETS),
     "s3:GetObject": ("S3JobObjectsHead", ["arn:aws:s3:::<WORKSPACE_BUCKET>/*"]),

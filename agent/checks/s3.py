@@ -38,12 +38,17 @@ def bucket_names(ctx: Context) -> Finding:
 @check("S02", "s3.buckets-reachable", "The buckets exist and these credentials reach them", Severity.BLOCKER,
        needs=(*gates.AWS, bucket_names), actions=("s3:ListBucket",), provides=gates.BUCKETS)
 def buckets_reachable(ctx: Context) -> Finding:
-    notes = []
+    notes, elsewhere = [], []
     for role, bucket in _valid_buckets(ctx).items():
-        status = s3.head(ctx, bucket).status
+        head = s3.head(ctx, bucket)
+        status = head.status
         if status == 404:
             return fail(f"{role} {bucket!r} does not exist", f"aws s3 mb s3://{bucket} --region {ctx.region}, "
                         f"or fix {role} in config.py")
+        if head.elsewhere:   # it exists; where it is, is s3.bucket-region's to judge
+            elsewhere.append(f"{role} {bucket} answers from another region "
+                             f"({head.region or f'S3 answered {status} without naming it'})")
+            continue
         if status == 403:
             if role == "AWS_BUCKET":
                 return fail(f"AWS_BUCKET {bucket!r} exists but these credentials may not use it",
@@ -54,8 +59,8 @@ def buckets_reachable(ctx: Context) -> Finding:
             return fail(f"{role} {bucket!r} refuses these credentials (403)",
                         "ask the bucket's owner to allow your identity in the bucket policy")
     if notes:
-        return warn("; ".join(notes), "set DOWNLOAD_FILES = 'True' (s3fs may not mount public buckets)")
-    return ok("all reachable")
+        return warn("; ".join(notes + elsewhere), "set DOWNLOAD_FILES = 'True' (s3fs may not mount public buckets)")
+    return ok("all reachable" + (f"; {'; '.join(elsewhere)} (see s3.bucket-region)" if elsewhere else ""))
 
 
 @check("S03", "s3.bucket-ownership", "The buckets belong to this account", Severity.MEDIUM,
@@ -78,20 +83,32 @@ def ownership(ctx: Context) -> Finding:
 
 
 @check("S04", "s3.bucket-region", "The buckets are in AWS_REGION", Severity.HIGH,
-       needs=(buckets_reachable,), actions=("s3:GetBucketLocation",))
+       needs=(buckets_reachable,), actions=("s3:ListBucket",))
 def bucket_region(ctx: Context) -> Finding:
     buckets = _valid_buckets(ctx)
     region = ctx.region
+    where: dict[str, str] = {}       # bucket -> its region as S3 named it, or why it is elsewhere
+    unknown: list[str] = []
+    for bucket in sorted(set(buckets.values())):
+        head = s3.head(ctx, bucket)
+        if head.region is not None:
+            where[bucket] = head.region
+        elif head.elsewhere:
+            where[bucket] = f"another region: S3 answered {head.status} without naming it"
+        else:
+            unknown.append(bucket)
     logs = buckets.get("AWS_BUCKET")
-    if logs and s3.region(ctx, logs) != region:
-        return fail(f"AWS_BUCKET {logs} is in {s3.region(ctx, logs)}, not {region}: CloudWatch Logs cannot "
+    if logs in where and where[logs] != region:
+        return fail(f"AWS_BUCKET {logs} is in {where[logs]}, not {region}: CloudWatch Logs cannot "
                     "export to a bucket in another region", f"use a bucket in {region} for AWS_BUCKET")
-    away = sorted({f"{b} ({s3.region(ctx, b)})" for r, b in buckets.items()
-                   if r != "AWS_BUCKET" and s3.region(ctx, b) != region})
+    away = sorted({f"{b} ({where[b]})" for r, b in buckets.items()
+                   if r != "AWS_BUCKET" and b in where and where[b] != region})
     if away:
         return warn(f"{', '.join(away)} outside {region}: cross-region transfer costs, and s3fs trouble",
                     f"keep data buckets in {region}, or run DCP in their region")
-    return ok(region)
+    if unknown and not where:
+        raise Skip(f"S3 named no region for {', '.join(unknown)} (no x-amz-bucket-region header)")
+    return ok(region + (f" (S3 named no region for {', '.join(unknown)})" if unknown else ""))
 
 
 def _statements(policy: dict[str, Any]) -> list[dict[str, Any]]:

@@ -23,10 +23,23 @@ class Head:
     status: int                                   # 200, or the refusal: 301, 400, 403, 404
     headers: dict[str, str] = field(default_factory=dict, compare=False)
 
+    @property
+    def region(self) -> str | None:
+        """The bucket's region, from the x-amz-bucket-region header: S3 sends it with 200, 301, 400 and 403
+        answers, to any caller (GetBucketLocation answers only the owner); None when the answer had none."""
+        value = next((v for k, v in self.headers.items() if k.lower() == "x-amz-bucket-region"), None)
+        return value or None
+
+    @property
+    def elsewhere(self) -> bool:
+        """S3 answered 301 (or 400 to a signed HEAD): the bucket exists, in another region than the request's."""
+        return self.status in (301, 400)
+
 
 @fact("s3:ListBucket")
 def head(ctx: Context, bucket: str) -> Head:
-    """HeadBucket with these credentials (a refusal is an answer, not an error)."""
+    """HeadBucket with these credentials (a refusal is an answer, not an error). botocore follows a 301/400
+    that names the bucket's region itself, so those reach us only when it could not."""
     try:
         resp = ctx.client("s3").head_bucket(Bucket=bucket)
         return Head(200, dict(resp["ResponseMetadata"].get("HTTPHeaders", {})))
@@ -67,12 +80,6 @@ def foreign(ctx: Context, bucket: str) -> bool:
         return True
     owned = owned_buckets(ctx)
     return owned is not None and bucket not in owned
-
-
-@fact("s3:GetBucketLocation")
-def region(ctx: Context, bucket: str) -> str:
-    loc = ctx.client("s3").get_bucket_location(Bucket=bucket).get("LocationConstraint")
-    return {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(loc, loc)
 
 
 @fact("s3:GetBucketPolicy")

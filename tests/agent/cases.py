@@ -23,6 +23,7 @@ import pytest
 
 from agent import facts
 from agent.facts.aws import CredentialInfo, Identity
+from agent.facts.s3 import Head
 from rig.seed import (
     APP_NAME,
     DLQ,
@@ -187,6 +188,21 @@ def foreign_bucket(a: DcpAccount) -> str:
     name = f"partner-lab-images-{a.account_id}"
     a.client("s3", account="111122223333").create_bucket(Bucket=name)
     return name
+
+
+def eu_bucket(a: DcpAccount) -> str:
+    return f"dcp-images-eu-{a.account_id}"
+
+
+def elsewhere(status: int, region: str | None) -> Callable[[DcpAccount], Overrides]:
+    """HeadBucket on eu_bucket() answers ``status`` (301 or 400) with x-amz-bucket-region ``region``, as S3 does
+    for a bucket in another region when the request cannot be redirected. Injected: botocore follows such an
+    answer itself when it names the region, and moto answers 200 from any region."""
+    def inject(a: DcpAccount) -> Overrides:
+        real = facts.s3.head.fn
+        headers = {"x-amz-bucket-region": region} if region else {}
+        return {facts.s3.head: lambda ctx, bucket: Head(status, headers) if bucket == eu_bucket(a) else real(ctx, bucket)}
+    return inject
 
 
 def nat_route(a: DcpAccount) -> None:
@@ -413,6 +429,11 @@ CASES: list[Case] = [
     Case("S01", "fail", "invalid bucket name", lambda a, e: a.edit_config(DESTINATION_BUCKET="My_Bucket"), "not a valid"),
     Case("S02", "fail", "bucket missing", lambda a, e: a.edit_config(DESTINATION_BUCKET="no-such-bucket-here"),
          "does not exist"),
+    # A 301/400 HeadBucket answer: the bucket exists, in another region (injected, see elsewhere()).
+    Case("S02", "pass", "bucket answers 301 from eu-west-1 (injected)", lambda a, e: a.edit_config(
+        SOURCE_BUCKET=eu_bucket(a)), "eu-west-1", inject=elsewhere(301, "eu-west-1")),
+    Case("S02", "pass", "bucket answers 400 without a region (injected)", lambda a, e: a.edit_config(
+        SOURCE_BUCKET=eu_bucket(a)), "another region", inject=elsewhere(400, None)),
     Case("S03", "warn", "foreign destination", lambda a, e: a.edit_config(DESTINATION_BUCKET=foreign_bucket(a)),
          "another account"),
     Case("S04", "fail", "log bucket in another region", lambda a, e: (
@@ -424,6 +445,10 @@ CASES: list[Case] = [
     Case("S04", "warn", "source bucket in eu-west-1", lambda a, e: (
         a.client("s3", region="eu-west-1").create_bucket(Bucket=f"dcp-images-eu-{a.account_id}", CreateBucketConfiguration={
             "LocationConstraint": "eu-west-1"}), a.edit_config(SOURCE_BUCKET=f"dcp-images-eu-{a.account_id}")), "eu-west-1", issue="#84"),
+    Case("S04", "warn", "source bucket answers 301 from eu-west-1 (injected)", lambda a, e: a.edit_config(
+        SOURCE_BUCKET=eu_bucket(a)), "eu-west-1", inject=elsewhere(301, "eu-west-1")),
+    Case("S04", "fail", "log bucket answers 400 from us-west-2 (injected)", lambda a, e: a.edit_config(
+        AWS_BUCKET=eu_bucket(a)), "us-west-2", inject=elsewhere(400, "us-west-2")),
     Case("S05", "fail", "no bucket policy", lambda a, e: a.client("s3").delete_bucket_policy(Bucket=a.bucket),
          "GetBucketAcl", issue="#144"),
     Case("S05", "fail", "policy for the wrong region", lambda a, e: a.client("s3").put_bucket_policy(

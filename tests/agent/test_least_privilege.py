@@ -112,6 +112,21 @@ def test_no_check_needs_more_than_the_shipped_policy(as_preflight: DcpAccount) -
         assert results[code].status == Status.PASS, (code, results[code].message)
 
 
+def test_bucket_region_needs_no_get_bucket_location(as_preflight: DcpAccount) -> None:
+    """S04 takes each bucket's region from HeadBucket's x-amz-bucket-region header (answered across accounts and
+    regions), not from GetBucketLocation (which only the bucket owner may call): denying that action changes nothing."""
+    iam = as_preflight.client("iam")
+    deny = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Deny", "Action": "s3:GetBucketLocation", "Resource": "*"}]}
+    iam.put_user_policy(UserName="preflight", PolicyName="no-location", PolicyDocument=json.dumps(deny))
+    try:
+        r = run_agent(as_preflight, ["S04"])["S04"]
+    finally:
+        iam.delete_user_policy(UserName="preflight", PolicyName="no-location")
+    assert r.status == Status.PASS, r.message
+    assert r.message == as_preflight.region
+
+
 def test_dry_run_launch_fails_without_run_instances(as_preflight: DcpAccount, tmp_path: Path) -> None:
     """N10 is opt-in because it needs ec2:RunInstances; with the read-only policy EC2 refuses it."""
     r = run_agent(as_preflight, ["N10"])["N10"]
