@@ -23,20 +23,30 @@ class _Unknown:
 
 UNKNOWN: Any = _Unknown()
 
-# run.py fills these in when config.py lacks them (run.py L13–24 at DCP HEAD 17388b3).
+# run.py fills these in when config.py lacks them (run.py L13–24 at DCP HEAD 17388b3). SOURCE_BUCKET and
+# WORKSPACE_BUCKET default to 'False' there too: see _worker_buckets for what the worker then uses.
 BACKFILLED = {
     "UPLOAD_FLAGS": "", "UPDATE_PLUGINS": "False", "CREATE_DASHBOARD": "False", "CLEAN_DASHBOARD": "False",
-    "AUTO_MONITOR": "False", "REQUIREMENTS_FILE": "False", "ALWAYS_CONTINUE": "False", "JOB_RETRIES": 10,
+    "AUTO_MONITOR": "False", "REQUIREMENTS_FILE": False, "ALWAYS_CONTINUE": "False", "JOB_RETRIES": 10,
     "ASSIGN_IP": "True",
 }
+# The names run.py reads on every path without a default (SSH_KEY_NAME is not one: run.py never reads it).
+# DESTINATION_BUCKET is read only when SOURCE_BUCKET is sent, and is backfilled otherwise (_worker_buckets).
 REQUIRED = (
-    "APP_NAME", "DOCKERHUB_TAG", "AWS_REGION", "AWS_PROFILE", "SSH_KEY_NAME", "AWS_BUCKET",
+    "APP_NAME", "DOCKERHUB_TAG", "AWS_REGION", "AWS_PROFILE", "AWS_BUCKET",
     "DESTINATION_BUCKET", "ECS_CLUSTER", "CLUSTER_MACHINES", "TASKS_PER_MACHINE", "MACHINE_TYPE",
     "MACHINE_PRICE", "EBS_VOL_SIZE", "DOWNLOAD_FILES", "DOCKER_CORES", "CPU_SHARES", "MEMORY",
     "SECONDS_TO_START", "SQS_QUEUE_NAME", "SQS_MESSAGE_VISIBILITY", "SQS_DEAD_LETTER_QUEUE",
     "CHECK_IF_DONE_BOOL", "EXPECTED_NUMBER_FILES", "MIN_FILE_SIZE_BYTES", "NECESSARY_STRING",
-    "USE_PLUGINS", "INSTALL_REQUIREMENTS", "LOG_GROUP_NAME",
+    "USE_PLUGINS", "LOG_GROUP_NAME",
 )
+# Read by run.py's task definition only when USE_PLUGINS.lower() == 'true' (a NameError without them).
+PLUGIN_REQUIRED = ("PLUGINS_COMMIT", "INSTALL_REQUIREMENTS", "REQUIREMENTS")
+
+
+def _off(value: Any) -> bool:
+    """run.py's test for an unset bucket: ``X.lower() != 'false'`` is what sends it to the worker."""
+    return isinstance(value, str) and value.lower() == "false"
 
 
 class Unsupported(Exception):
@@ -122,9 +132,15 @@ class DcpConfig:
         value = self.values.get(name, default)
         return default if value is UNKNOWN else value
 
+    unsent: dict[str, Any] = field(default_factory=dict)  # set in config.py, but never reaches the worker
+
     @property
     def missing(self) -> list[str]:
-        return [n for n in REQUIRED if n not in self.values]
+        missing = [n for n in REQUIRED if n not in self.values]
+        plugins = self.values.get("USE_PLUGINS")
+        if isinstance(plugins, str) and plugins.lower() == "true":
+            missing += [n for n in PLUGIN_REQUIRED if n not in self.values]
+        return missing
 
 
 def _assign(names: dict[str, Any], target: ast.expr, value: Any, line: int, problems: list[str]) -> None:
@@ -187,12 +203,31 @@ def parse(source: str, path: Path | None = None) -> DcpConfig:
             cfg.problems.append(f"line {line}: {e.__class__.__name__}")
     for name, default in BACKFILLED.items():
         names.setdefault(name, default)
-    if "SOURCE_BUCKET" not in names and "AWS_BUCKET" in names:
-        names["SOURCE_BUCKET"] = names["AWS_BUCKET"]
-    if "WORKSPACE_BUCKET" not in names and "AWS_BUCKET" in names:
-        names["WORKSPACE_BUCKET"] = names["AWS_BUCKET"]
+    req_file = names["REQUIREMENTS_FILE"]   # run.py: if REQUIREMENTS_FILE: REQUIREMENTS = REQUIREMENTS_FILE
+    if req_file is UNKNOWN:
+        names.setdefault("REQUIREMENTS", UNKNOWN)
+    elif req_file:
+        names["REQUIREMENTS"] = req_file
+    _worker_buckets(names, cfg.unsent)
     cfg.values = names
     return cfg
+
+
+def _worker_buckets(names: dict[str, Any], unsent: dict[str, Any]) -> None:
+    """The buckets DCP's worker ends up using, in place of what config.py says (run.py and worker/cp-worker.py
+    at 17388b3): run.py sends SOURCE_BUCKET, and DESTINATION_BUCKET with it, only when SOURCE_BUCKET is set and
+    not 'False'; the worker then takes AWS_BUCKET for both. It sends WORKSPACE_BUCKET on the same terms; the
+    worker then takes its SOURCE_BUCKET (not AWS_BUCKET)."""
+    if "AWS_BUCKET" not in names:
+        return   # K01 reports it missing
+    logs = names["AWS_BUCKET"]
+    source = names.get("SOURCE_BUCKET", "False")
+    if _off(source):
+        if "DESTINATION_BUCKET" in names and names["DESTINATION_BUCKET"] not in (logs, UNKNOWN):
+            unsent["DESTINATION_BUCKET"] = names["DESTINATION_BUCKET"]
+        names["SOURCE_BUCKET"] = names["DESTINATION_BUCKET"] = logs
+    if _off(names.get("WORKSPACE_BUCKET", "False")):
+        names["WORKSPACE_BUCKET"] = names["SOURCE_BUCKET"]
 
 
 def load(path: Path) -> DcpConfig:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from agent import gates
+from agent import dcpconfig, gates
 from agent.checks._common import cfg
 from agent.context import Context
 from agent.facts import s3
@@ -29,9 +29,17 @@ def loads(ctx: Context) -> Finding:
     if c.error:
         return fail(f"config.py: {c.error}", f"fix {ctx.config_path} (compare with DCP's config.py), or pass --config")
     if c.missing:
+        plugins = [n for n in c.missing if n in dcpconfig.PLUGIN_REQUIRED]
         return fail(f"{ctx.config_path} does not define {', '.join(c.missing[:5])}"
-                    + (f" and {len(c.missing) - 5} more" if len(c.missing) > 5 else ""),
-                    "add them (see DCP's config.py and step_1_configuration.md)")
+                    + (f" and {len(c.missing) - 5} more" if len(c.missing) > 5 else "")
+                    + (f" (with USE_PLUGINS = 'True' run.py reads {', '.join(dcpconfig.PLUGIN_REQUIRED)}: "
+                       "NameError without them)" if plugins else ""),
+                    "add them (see DCP's config.py and step_1_configuration.md)"
+                    + (", or set USE_PLUGINS = 'False'" if plugins else ""))
+    if c.unsent:
+        return warn(f"DESTINATION_BUCKET {c.unsent['DESTINATION_BUCKET']!r} is never used: run.py sends it to the "
+                    f"workers only with SOURCE_BUCKET, which is unset (or 'False'), so they upload to AWS_BUCKET "
+                    f"{c.get('AWS_BUCKET')!r}", "set SOURCE_BUCKET (the bucket your images are in) in config.py")
     if c.problems:
         return warn(f"{len(c.problems)} line(s) not evaluated, so not checked: {c.problems[0]}",
                     "write plain assignments (literals, names defined above, + - * /)")

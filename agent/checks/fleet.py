@@ -205,3 +205,26 @@ def allocation(ctx: Context) -> Finding:
         return warn("AllocationStrategy lowestPrice puts every worker in the cheapest pool, the first to be reclaimed",
                     "set \"AllocationStrategy\": \"priceCapacityOptimized\" (or capacityOptimized)")
     return ok(str(strategy))
+
+
+@check("F10", "fleet.weighted-capacity", "Every launch specification counts as one machine", Severity.HIGH,
+       needs=(structure,))
+def weighted_capacity(ctx: Context) -> Finding:
+    """run.py sets TargetCapacity = CLUSTER_MACHINES and startCluster then waits until the fleet has
+    CLUSTER_MACHINES instances: a launch specification whose WeightedCapacity is not 1 breaks that count."""
+    assert ctx.fleet is not None
+    fix = "remove WeightedCapacity from the launch specifications (DCP counts machines: each weighs 1)"
+    for i, s in enumerate(ctx.fleet.specs):
+        w = s.get("WeightedCapacity", 1)
+        if isinstance(w, bool) or not isinstance(w, int | float) or w <= 0:
+            return fail(f"LaunchSpecifications[{i}].WeightedCapacity is {w!r}, not a positive number", fix)
+        if w > 1:
+            return fail(f"LaunchSpecifications[{i}].WeightedCapacity is {w:g}: the fleet meets TargetCapacity "
+                        f"(CLUSTER_MACHINES) with about 1/{w:g} as many instances, and startCluster waits for "
+                        "CLUSTER_MACHINES instances, so it never finishes (no dashboard, no Auto-Monitor alarms)", fix)
+        if w < 1:
+            return fail(f"LaunchSpecifications[{i}].WeightedCapacity is {w:g}: the fleet launches up to "
+                        f"{1 / w:g} × CLUSTER_MACHINES instances, more than the ECS service places tasks on "
+                        "(CLUSTER_MACHINES × TASKS_PER_MACHINE): the extra machines idle at spot price", fix)
+    return ok("each launch specification weighs 1")
+

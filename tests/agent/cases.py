@@ -190,6 +190,27 @@ def foreign_bucket(a: DcpAccount) -> str:
     return name
 
 
+def drop_config(a: DcpAccount, *names: str) -> None:
+    """Remove the ``NAME = …`` lines of config.py (run.py's own defaults, or none, then apply)."""
+    lines = a.config_py.read_text().splitlines()
+    a.config_py.write_text("\n".join(line for line in lines if line.split("=", 1)[0].strip() not in names) + "\n")
+
+
+def workspace_in_source(a: DcpAccount, e: Env) -> None:
+    """No WORKSPACE_BUCKET: the job's pipeline and data file are in SOURCE_BUCKET, where DCP's worker looks."""
+    src = f"dcp-source-{a.account_id}"
+    s3 = a.client("s3")
+    s3.create_bucket(Bucket=src)
+    for key in ("projects/analysis.cppipe", "projects/list_of_images.csv", "projects/input/img1.tif"):
+        s3.put_object(Bucket=src, Key=key, Body=b"x")
+    drop_config(a, "WORKSPACE_BUCKET")
+    a.edit_config(SOURCE_BUCKET=src)
+
+
+def weight(w: Any) -> Callable[[DcpAccount, Env], None]:
+    return lambda a, e: fleet(a, lambda d: d["LaunchSpecifications"][-1].update(WeightedCapacity=w))
+
+
 def eu_bucket(a: DcpAccount) -> str:
     return f"dcp-images-eu-{a.account_id}"
 
@@ -426,6 +447,8 @@ CASES: list[Case] = [
     Case("R09", "warn", "legacy CloudWatchFullAccess", lambda a, e: a.client("iam").attach_role_policy(
         RoleName=INSTANCE_ROLE, PolicyArn="arn:aws:iam::aws:policy/CloudWatchFullAccess"), "CloudWatchFullAccessV2"),
     # -- S: S3 ------------------------------------------------------------------------------------
+    Case("S01", "pass", "SOURCE_BUCKET 'False' (old config): workers use AWS_BUCKET", lambda a, e: a.edit_config(
+        SOURCE_BUCKET="False", WORKSPACE_BUCKET="False")),
     Case("S01", "fail", "invalid bucket name", lambda a, e: a.edit_config(DESTINATION_BUCKET="My_Bucket"), "not a valid"),
     Case("S02", "fail", "bucket missing", lambda a, e: a.edit_config(DESTINATION_BUCKET="no-such-bucket-here"),
          "does not exist"),
@@ -460,6 +483,7 @@ CASES: list[Case] = [
         {"Effect": "Deny", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{a.bucket}/*"}]), "s3:PutObject",
         issue="#200"),
     Case("S09", "warn", "job objects missing", job=True, contains="not found"),
+    Case("S09", "pass", "no WORKSPACE_BUCKET: the worker reads SOURCE_BUCKET", workspace_in_source, job=True),
     Case("S09", "pass", "job objects present", upload_job_objects, job=True),
     # -- Q: SQS -----------------------------------------------------------------------------------
     Case("Q01", "fail", "bad DLQ name", lambda a, e: a.edit_config(SQS_DEAD_LETTER_QUEUE="dead letters!"), "not a valid"),
@@ -525,6 +549,18 @@ CASES: list[Case] = [
     Case("K01", "fail", "syntax error", lambda a, e: a.config_py.write_text(a.config_py.read_text() + "\nAPP_NAME = (\n"),
          "syntax error"),
     Case("K01", "fail", "missing names", lambda a, e: a.config_py.write_text("APP_NAME = 'x'\n"), "does not define"),
+    Case("K01", "pass", "no SSH_KEY_NAME (run.py never reads it)", lambda a, e: drop_config(a, "SSH_KEY_NAME")),
+    Case("K01", "pass", "no SOURCE_BUCKET, WORKSPACE_BUCKET or DESTINATION_BUCKET (an old config)", lambda a, e: (
+        drop_config(a, "SOURCE_BUCKET", "WORKSPACE_BUCKET", "DESTINATION_BUCKET"))),
+    Case("K01", "fail", "plugins on without PLUGINS_COMMIT", lambda a, e: (
+        a.edit_config(USE_PLUGINS="True", REQUIREMENTS=""), drop_config(a, "PLUGINS_COMMIT")), "PLUGINS_COMMIT"),
+    Case("K01", "fail", "plugins on without REQUIREMENTS", lambda a, e: (
+        a.edit_config(USE_PLUGINS="True"), drop_config(a, "REQUIREMENTS", "REQUIREMENTS_FILE")), "REQUIREMENTS"),
+    Case("K01", "pass", "plugins on, with PLUGINS_COMMIT and REQUIREMENTS", lambda a, e: (
+        a.edit_config(USE_PLUGINS="True", PLUGINS_COMMIT="v4.2.8", REQUIREMENTS=""), drop_config(a, "REQUIREMENTS_FILE"))),
+    Case("K01", "warn", "DESTINATION_BUCKET without SOURCE_BUCKET is never sent", lambda a, e: (
+        drop_config(a, "SOURCE_BUCKET"), a.edit_config(DESTINATION_BUCKET=f"dcp-results-{a.account_id}")),
+         "AWS_BUCKET"),
     Case("K01", "warn", "unsupported construct", lambda a, e: a.config_py.write_text(
         "import os\n" + a.config_py.read_text()), "not evaluated"),
     Case("K02", "fail", "key placeholder", lambda a, e: a.edit_config(SSH_KEY_NAME="your-key-file.pem"), "your-key-file"),
@@ -577,6 +613,9 @@ CASES: list[Case] = [
          "TargetCapacity"),
     Case("F09", "warn", "lowestPrice", lambda a, e: fleet(a, lambda d: d.update(AllocationStrategy="lowestPrice")),
          "lowestPrice"),
+    Case("F10", "fail", "WeightedCapacity 2: startCluster waits forever", weight(2), "never"),
+    Case("F10", "fail", "WeightedCapacity 0.5: twice the machines", weight(0.5), "WeightedCapacity"),
+    Case("F10", "pass", "WeightedCapacity 1", weight(1)),
     # M: leftovers of earlier runs, their cost, and Auto-Monitor
     Case("M01", "fail", "lambda bucket placeholder", lambda a, e: (a.clone / "lambda_function.py").write_text(
         monitor_source("BUCKET_NAME")), "BUCKET_NAME", issue="#178"),

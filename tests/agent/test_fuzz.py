@@ -101,6 +101,6 @@ def test_any_fleet_file_gives_findings_not_errors(tmp_path: Path, text: str) -> 
     fleet = tmp_path / "fleet.json"
     fleet.write_text(text)
     ctx = Context(Settings(dcp_clone=tmp_path, config=FIXTURES / "config.py"), fleet=fleet)
-    static: list[Any] = with_needs(resolve(["F01", "F02", "F04", "F08", "F09"]))
+    static: list[Any] = with_needs(resolve(["F01", "F02", "F04", "F08", "F09", "F10"]))
     outcome = run(static, ctx, timeout=5, budget=10)
     assert {r.status for r in outcome.results} <= {Status.PASS, Status.WARN, Status.FAIL, Status.SKIP}
