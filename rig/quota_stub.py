@@ -14,7 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-DEFAULT_QUOTAS = {"L-34B43A08": 256.0, "L-3819A6DF": 64.0, "L-7212CCBC": 64.0}
+# The spot vCPU quotas of a healthy account: standard, G and VT, P, Inf, Trn, DL, F, X.
+DEFAULT_QUOTAS = {"L-34B43A08": 256.0, "L-3819A6DF": 64.0, "L-7212CCBC": 64.0, "L-B5D1601B": 64.0,
+                  "L-6B0D517C": 64.0, "L-85EED4F7": 96.0, "L-88CF9481": 64.0, "L-E3A00192": 64.0}
 
 
 class QuotaStub:

@@ -8,9 +8,19 @@ from agent.facts import ec2, quotas
 from agent.model import Finding, Severity, Skip, fail, ok, warn
 from agent.registry import check
 
+# EC2's spot vCPU quotas, one per instance family (Service Quotas, service code ec2; the EC2 User Guide's
+# "Spot Instance quotas"). Types of the standard letters, and any other, count against the standard one.
 QUOTAS = {"standard": ("L-34B43A08", "All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests"),
           "g": ("L-3819A6DF", "All G and VT Spot Instance Requests"),
-          "p": ("L-7212CCBC", "All P Spot Instance Requests")}
+          "p": ("L-7212CCBC", "All P Spot Instance Requests"),
+          "inf": ("L-B5D1601B", "All Inf Spot Instance Requests"),
+          "trn": ("L-6B0D517C", "All Trn Spot Instance Requests"),
+          "dl": ("L-85EED4F7", "All DL Spot Instance Requests"),
+          "f": ("L-88CF9481", "All F Spot Instance Requests"),
+          "x": ("L-E3A00192", "All X Spot Instance Requests")}
+# Longest prefix first: dl1 is DL (d3 is standard), inf2 is Inf (i4i is standard), trn1 is Trn (t3 standard).
+_PREFIXES = (("inf", "inf"), ("trn", "trn"), ("dl", "dl"), ("vt", "g"), ("g", "g"), ("p", "p"), ("f", "f"),
+             ("x", "x"))
 
 
 def _subnets(ctx: Context) -> ec2.Resources:
@@ -18,44 +28,73 @@ def _subnets(ctx: Context) -> ec2.Resources:
 
 
 def _family(itype: str) -> str:
-    letter = itype[:1].lower()
-    if letter in ("g",) or itype.startswith("vt"):
-        return "g"
-    if letter == "p":
-        return "p"
-    return "standard"
+    name = itype.lower()
+    return next((family for prefix, family in _PREFIXES if name.startswith(prefix)), "standard")
 
 
-@check("Z01", "quota.spot-vcpu", "The spot vCPU quota covers the cluster", Severity.BLOCKER,
+def _fleet_types(ctx: Context) -> tuple[list[str], str]:
+    """The MACHINE_TYPEs the fleet request carries (run.py pairs them with the launch specifications by index:
+    every one when there is no usable fleet file) and its allocation strategy."""
+    types = ctx.machine_types()
+    if ctx.fleet and not ctx.fleet.error and ctx.fleet.specs:
+        types = types[:len(ctx.fleet.specs)] or types
+        return types, str(ctx.fleet.doc.get("AllocationStrategy", "lowestPrice"))
+    return types, "lowestPrice"
+
+
+@check("Z01", "quota.spot-vcpu", "The spot vCPU quotas cover the cluster", Severity.BLOCKER,
        needs=(*gates.AWS, gates.CONFIG), actions=(*quotas.ec2_quota.actions, "ec2:DescribeInstanceTypes",
                                                   "ec2:DescribeInstances"))
 def spot_quota(ctx: Context) -> Finding:
-    types = ctx.machine_types()
+    types, strategy = _fleet_types(ctx)
     machines = ctx.config.get("CLUSTER_MACHINES")
-    if not types or not isinstance(machines, int):
+    if not types or not isinstance(machines, int) or isinstance(machines, bool):
         raise Skip("MACHINE_TYPE or CLUSTER_MACHINES is not usable (see config.types)")
-    family = _family(types[0])
-    code, name = QUOTAS[family]
-    ctx.facts.prefetch(quotas.ec2_quota, code)
+    families = sorted({_family(t) for t in types}, key=list(QUOTAS).index)
+    for family in families:
+        ctx.facts.prefetch(quotas.ec2_quota, QUOTAS[family][0])
     ctx.facts.prefetch(ec2.running_spot_types)
-    info = ec2.instance_types(ctx, tuple(types))
+    info = ec2.instance_types(ctx, tuple(dict.fromkeys(types)))
     if not info:
         raise Skip("no known instance type in MACHINE_TYPE")
-    need = machines * max(int(i["VCpuInfo"]["DefaultVCpus"]) for i in info.values())
-    quota = quotas.ec2_quota(ctx, code)
-    fix = (f"aws service-quotas request-service-quota-increase --service-code ec2 --quota-code {code} "
-           f"--desired-value {need} --region {ctx.region}  (Service Quotas console → Amazon EC2 → \"{name}\")")
-    if need > quota:
-        return fail(f"the cluster needs {need} spot vCPUs ({machines} × {types[0]}…) but the quota is {quota:.0f} "
-                    "(new accounts get 5): spotInstanceCountLimitExceeded", fix)
-    used = 0
-    running = [t for t in ec2.running_spot_types(ctx) if _family(t) == family]
-    if running:
-        sizes = ec2.instance_types(ctx, tuple(sorted(set(running))))
-        used = sum(int(sizes[t]["VCpuInfo"]["DefaultVCpus"]) for t in running if t in sizes)
-    if need + used > quota:
-        return warn(f"{used} spot vCPUs already run; with {need} more the quota of {quota:.0f} is exceeded", fix)
-    return ok(f"needs {need} of {quota:.0f} spot vCPUs ({used} in use)")
+    vcpus = {t: int(i["VCpuInfo"]["DefaultVCpus"]) for t, i in info.items()}
+    # What the fleet may ask of each family. diversified spreads TargetCapacity evenly over the launch
+    # specifications; every other strategy may place all CLUSTER_MACHINES in one pool of any of them.
+    need: dict[str, int] = {}
+    largest: dict[str, str] = {}
+    share = -(-machines // len(types))
+    for family in families:
+        mine = [t for t in types if _family(t) == family and t in vcpus]
+        if not mine:
+            continue
+        largest[family] = max(mine, key=lambda t: vcpus[t])
+        worst = machines * vcpus[largest[family]]
+        need[family] = min(worst, sum(share * vcpus[t] for t in mine)) if strategy == "diversified" else worst
+    running = ec2.running_spot_types(ctx)
+    in_use = sorted({t for t in running if _family(t) in need})
+    sizes = ec2.instance_types(ctx, tuple(in_use)) if in_use else {}
+    used = {f: sum(int(sizes[t]["VCpuInfo"]["DefaultVCpus"]) for t in running if _family(t) == f and t in sizes)
+            for f in need}
+    quota = {f: quotas.ec2_quota(ctx, QUOTAS[f][0]) for f in need}
+
+    def fix(fams: list[str], extra: dict[str, int]) -> str:
+        return "; ".join(f"aws service-quotas request-service-quota-increase --service-code ec2 --quota-code "
+                         f"{QUOTAS[f][0]} --desired-value {need[f] + extra.get(f, 0)} --region {ctx.region}  "
+                         f"(Service Quotas console → Amazon EC2 → \"{QUOTAS[f][1]}\")" for f in fams)
+
+    over = [f for f in need if need[f] > quota[f]]
+    if over:
+        parts = [f"{need[f]} spot vCPUs of \"{QUOTAS[f][1]}\" ({QUOTAS[f][0]}: {machines} × {largest[f]}) but "
+                 f"its quota is {quota[f]:.0f}" for f in over]
+        return fail(f"the cluster may need {'; '.join(parts)}: spotInstanceCountLimitExceeded, and startCluster "
+                    "cancels the fleet on that error" + (" (new accounts get 5 standard vCPUs)"
+                                                         if "standard" in over else ""), fix(over, {}))
+    full = [f for f in need if need[f] + used[f] > quota[f]]
+    if full:
+        parts = [f"{used[f]} of \"{QUOTAS[f][1]}\" ({quota[f]:.0f}) already run, {need[f]} more exceed it"
+                 for f in full]
+        return warn("spot vCPUs: " + "; ".join(parts), fix(full, used))
+    return ok("; ".join(f"needs {need[f]} of {quota[f]:.0f} {QUOTAS[f][1]} vCPUs ({used[f]} in use)" for f in need))
 
 
 @check("Z02", "quota.spot-price", "MACHINE_PRICE is above the spot market", Severity.HIGH,

@@ -211,6 +211,18 @@ def weight(w: Any) -> Callable[[DcpAccount, Env], None]:
     return lambda a, e: fleet(a, lambda d: d["LaunchSpecifications"][-1].update(WeightedCapacity=w))
 
 
+def instance_types(vcpus: dict[str, int]) -> Callable[[DcpAccount], Overrides]:
+    """DescribeInstanceTypes as EC2 answers it for types moto's list lacks (their vCPUs), the rest from moto."""
+    def inject(a: DcpAccount) -> Overrides:
+        real = facts.ec2.instance_types.fn
+        def answer(ctx: Any, types: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+            known = real(ctx, tuple(t for t in types if t not in vcpus))
+            return {**known, **{t: {"InstanceType": t, "VCpuInfo": {"DefaultVCpus": vcpus[t]},
+                                    "MemoryInfo": {"SizeInMiB": 1024 * vcpus[t]}} for t in types if t in vcpus}}
+        return {facts.ec2.instance_types: answer}
+    return inject
+
+
 def eu_bucket(a: DcpAccount) -> str:
     return f"dcp-images-eu-{a.account_id}"
 
@@ -539,6 +551,22 @@ CASES: list[Case] = [
     Case("Z01", "warn", "quota used by running spot", lambda a, e: (e.quota("L-34B43A08", 12.0), a.client(
         "ec2").run_instances(ImageId=a.image_id, MinCount=2, MaxCount=2, InstanceType="m5.xlarge",
                              InstanceMarketOptions={"MarketType": "spot"})), "already run"),
+    # Each spot family has its own vCPU quota, and every MACHINE_TYPE counts, not only the first.
+    Case("Z01", "fail", "second type is Inf, whose spot quota is 0", lambda a, e: (
+        a.edit_config(MACHINE_TYPE=["m5.xlarge", "inf1.xlarge"]), e.quota("L-B5D1601B", 0.0)), "L-B5D1601B"),
+    Case("Z01", "fail", "second type is G, whose spot quota is too small", lambda a, e: (
+        a.edit_config(MACHINE_TYPE=["m5.xlarge", "g4dn.xlarge"]), e.quota("L-3819A6DF", 4.0)), "G and VT"),
+    Case("Z01", "fail", "Trn type against the Trn quota", lambda a, e: (
+        a.edit_config(MACHINE_TYPE=["trn1.2xlarge", "trn1.2xlarge"]), e.quota("L-6B0D517C", 8.0)), "L-6B0D517C"),
+    Case("Z01", "warn", "X quota used by running X spot", lambda a, e: (
+        a.edit_config(MACHINE_TYPE=["x1e.xlarge", "m5.xlarge"]), e.quota("L-E3A00192", 12.0), a.client(
+            "ec2").run_instances(ImageId=a.image_id, MinCount=2, MaxCount=2, InstanceType="x1e.xlarge",
+                                 InstanceMarketOptions={"MarketType": "spot"})), "All X Spot"),
+    Case("Z01", "fail", "DL and F types (injected: moto does not know dl1 and f1)", lambda a, e: (
+        a.edit_config(MACHINE_TYPE=["dl1.24xlarge", "f1.2xlarge"]), e.quota("L-85EED4F7", 96.0),
+        e.quota("L-88CF9481", 128.0)), "L-85EED4F7", inject=instance_types({"dl1.24xlarge": 96, "f1.2xlarge": 8})),
+    Case("Z01", "pass", "mixed families within their quotas", lambda a, e: (
+        a.edit_config(MACHINE_TYPE=["m5.xlarge", "g4dn.xlarge"]), e.quota("L-3819A6DF", 8.0)), "G and VT"),
     Case("Z02", "fail", "price rounds to zero", lambda a, e: a.edit_config(MACHINE_PRICE=0.001), "0.00"),
     Case("Z03", "fail", "container larger than machine", lambda a, e: a.edit_config(MEMORY=20000), "does not fit",
          issue="#126"),
