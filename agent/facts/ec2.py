@@ -17,10 +17,15 @@ Resources = dict[str, dict[str, Any]]
 def _by_id(ctx: Context, ids: tuple[str, ...], *, method: str, id_param: str, result: str, id_field: str,
            not_found: str, **extra: Any) -> Resources:
     """Describe-by-id: one call when every id exists, then one by one only to tell which do not (an
-    unknown id fails the whole batch). Unknown ids are simply absent."""
+    unknown id fails the whole batch). Unknown ids are simply absent. Every page is read: EC2 may hand out a
+    NextToken with part of the answer."""
     if not ids:
         return {}   # an empty id list would describe everything in the region
-    describe = getattr(ctx.client("ec2"), method)
+    paginator = ctx.client("ec2").get_paginator(method)
+
+    def describe(**params: Any) -> dict[str, list[dict[str, Any]]]:
+        return {result: [r for page in paginator.paginate(**params) for r in page.get(result, [])]}
+
     try:
         return {r[id_field]: r for r in describe(**{id_param: list(ids)}, **extra)[result]}
     except Exception as e:

@@ -73,9 +73,16 @@ def instance_profile(ctx: Context, name: str) -> InstanceProfile | None:
     return InstanceProfile(str(prof["InstanceProfileName"]), tuple(_role(r) for r in prof.get("Roles", [])))
 
 
+def _all(ctx: Context, operation: str, key: str, **params: Any) -> list[Any]:
+    """Every item of an IAM list, page after page: IAM may answer with fewer items than there are
+    (IsTruncated and a Marker), even below MaxItems."""
+    pages = ctx.client("iam").get_paginator(operation).paginate(**params)
+    return [item for page in pages for item in page.get(key, [])]
+
+
 @fact("iam:ListAttachedRolePolicies")
 def attached_role_policies(ctx: Context, name: str) -> tuple[str, ...]:
-    return tuple(p["PolicyArn"] for p in ctx.client("iam").list_attached_role_policies(RoleName=name)["AttachedPolicies"])
+    return tuple(p["PolicyArn"] for p in _all(ctx, "list_attached_role_policies", "AttachedPolicies", RoleName=name))
 
 
 @fact("iam:GetPolicy", "iam:GetPolicyVersion")
@@ -91,12 +98,12 @@ def managed_policy(ctx: Context, arn: str) -> dict[str, Any]:
 def inline_policies(ctx: Context, kind: str, name: str) -> tuple[dict[str, Any], ...]:
     """The inline policy documents of a role, user or group (all fetched side by side)."""
     iam = ctx.client("iam")
-    lister, getter, param = {
-        "role": (iam.list_role_policies, iam.get_role_policy, "RoleName"),
-        "user": (iam.list_user_policies, iam.get_user_policy, "UserName"),
-        "group": (iam.list_group_policies, iam.get_group_policy, "GroupName"),
+    getter, param = {
+        "role": (iam.get_role_policy, "RoleName"),
+        "user": (iam.get_user_policy, "UserName"),
+        "group": (iam.get_group_policy, "GroupName"),
     }[kind]
-    names = lister(**{param: name})["PolicyNames"]
+    names = _all(ctx, f"list_{kind}_policies", "PolicyNames", **{param: name})
     return tuple(gather(functools.partial(lambda pn: _doc(getter(**{param: name, "PolicyName": pn})["PolicyDocument"]),
                                           pn) for pn in names))
 
@@ -106,14 +113,13 @@ def attached_policies(ctx: Context, kind: str, name: str) -> tuple[str, ...]:
     """The managed policy ARNs attached to a role, user or group."""
     if kind == "role":
         return attached_role_policies(ctx, name)
-    iam = ctx.client("iam")
-    lister = iam.list_attached_user_policies if kind == "user" else iam.list_attached_group_policies
-    return tuple(p["PolicyArn"] for p in lister(**{f"{kind.title()}Name": name})["AttachedPolicies"])
+    operation = "list_attached_user_policies" if kind == "user" else "list_attached_group_policies"
+    return tuple(p["PolicyArn"] for p in _all(ctx, operation, "AttachedPolicies", **{f"{kind.title()}Name": name}))
 
 
 @fact("iam:ListGroupsForUser")
 def user_groups(ctx: Context, name: str) -> tuple[str, ...]:
-    return tuple(g["GroupName"] for g in ctx.client("iam").list_groups_for_user(UserName=name)["Groups"])
+    return tuple(g["GroupName"] for g in _all(ctx, "list_groups_for_user", "Groups", UserName=name))
 
 
 @fact(*inline_policies.actions, *attached_policies.actions, *user_groups.actions, *managed_policy.actions)
