@@ -70,7 +70,6 @@ class Result:
 class RunOutcome:
     results: list[Result]
     duration_ms: int
-    reads: int = 0          # distinct facts read (shared reads counted once)
 
     def count(self, status: Status) -> int:
         return sum(1 for r in self.results if r.status == status)

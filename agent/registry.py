@@ -59,9 +59,6 @@ class Check:
         """The ids of the checks it needs."""
         return tuple(_resolve_need(n).id for n in self.requires)
 
-    def __call__(self, ctx: Context) -> Finding:
-        return self.func(ctx)
-
 
 REGISTRY: dict[str, Check] = {}
 _PROVIDERS: dict[Gate, Check] = {}

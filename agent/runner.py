@@ -176,4 +176,4 @@ def run(selection: Selection | list[Check], ctx: Context, *, timeout: float | No
         pool.shutdown(wait=False, cancel_futures=True)
     position = {c.id: i for i, c in enumerate(checks)}
     results = sorted(done.values(), key=lambda r: position[r.id])
-    return RunOutcome(results, int((time.monotonic() - start) * 1000), ctx.facts.reads)
+    return RunOutcome(results, int((time.monotonic() - start) * 1000))

@@ -11,12 +11,12 @@ through untouched. It serves tests only (moto does not check signatures, so the 
 
 from __future__ import annotations
 
-import http.client
 import threading
 import urllib.parse
 import xml.etree.ElementTree as ET
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
+
+from rig.proxy import LoopbackServer, ask_upstream, read_body, reply
 
 # action -> (the list element of its answer, the request's paging parameters, the answer's paging style)
 PAGED: dict[str, tuple[str, tuple[str, ...], str]] = {
@@ -27,8 +27,6 @@ PAGED: dict[str, tuple[str, tuple[str, ...], str]] = {
     "ListGroupsForUser": ("Groups", ("Marker", "MaxItems"), "iam"),
     "DescribeImages": ("imagesSet", ("NextToken", "MaxResults"), "ec2"),
 }
-_HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te",
-               "content-length"}
 
 
 def _local(tag: str) -> str:
@@ -74,7 +72,7 @@ def one_page(xml: bytes, action: str, index: int) -> bytes:
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
-class PagingProxy:
+class PagingProxy(LoopbackServer):
     """``ThreadingHTTPServer`` on 127.0.0.1 forwarding to ``upstream`` (loopback only); ``paged`` lists the
     actions it cut into pages, in order (a test can see the agent asked for every page)."""
 
@@ -92,8 +90,7 @@ class PagingProxy:
                 return
 
             def _forward(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
+                body = read_body(self)
                 form = urllib.parse.parse_qs(body.decode(errors="replace"), keep_blank_values=True)
                 action = (form.get("Action") or [""])[0]
                 index = 0
@@ -103,49 +100,13 @@ class PagingProxy:
                         if name in ("Marker", "NextToken") and value:
                             index = int(value)
                     body = urllib.parse.urlencode(form, doseq=True).encode()
-                conn = http.client.HTTPConnection(proxy.upstream.hostname or "127.0.0.1", proxy.upstream.port,
-                                                  timeout=60)
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
-                headers["Content-Length"] = str(len(body))
-                conn.request(self.command, self.path, body=body, headers=headers)
-                resp = conn.getresponse()
-                data = resp.read()
-                conn.close()
-                if action in PAGED and self.command == "POST" and resp.status == 200:
+                status, reason, headers, data = ask_upstream(proxy.upstream, self, body)
+                if action in PAGED and self.command == "POST" and status == 200:
                     data = one_page(data, action, index)
                     with proxy._lock:
                         proxy.paged.append((action, index))
-                self.send_response_only(resp.status, resp.reason)
-                for k, v in resp.getheaders():
-                    if k.lower() not in _HOP_BY_HOP:
-                        self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
+                reply(self, (status, reason, headers, data))
 
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _forward
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = int(self.server.server_address[1])
-        self._thread = threading.Thread(target=self.server.serve_forever, name="pager", daemon=True)
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> PagingProxy:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def __enter__(self) -> PagingProxy:
-        return self.start()
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
+        super().__init__(Handler, "pager")

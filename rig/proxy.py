@@ -13,6 +13,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
+from typing import Self
 
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te"}
 
@@ -40,7 +41,73 @@ class Recorded:
         return {k: v[0] for k, v in urllib.parse.parse_qs(self.body.decode(errors="replace")).items()}
 
 
-class LatencyProxy:
+def read_body(handler: BaseHTTPRequestHandler) -> bytes:
+    length = int(handler.headers.get("Content-Length") or 0)
+    return handler.rfile.read(length) if length else b""
+
+
+Answer = tuple[int, str, list[tuple[str, str]], bytes]   # status, reason, headers, body
+
+
+def ask_upstream(upstream: urllib.parse.SplitResult, handler: BaseHTTPRequestHandler, body: bytes) -> Answer:
+    """Send the handler's request (with ``body``, which a proxy may have rewritten) on to ``upstream``."""
+    conn = http.client.HTTPConnection(upstream.hostname or "127.0.0.1", upstream.port, timeout=60)
+    headers = {k: v for k, v in handler.headers.items() if k.lower() not in _HOP_BY_HOP | {"content-length"}}
+    headers["Content-Length"] = str(len(body))
+    conn.request(handler.command, handler.path, body=body, headers=headers)
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    return resp.status, resp.reason, resp.getheaders(), data
+
+
+def reply(handler: BaseHTTPRequestHandler, answer: Answer, *, overrides: dict[str, str] | None = None) -> None:
+    """Answer with upstream's status and headers (its own Date and Server pass through), ``overrides`` replacing
+    any of the same name, and its body."""
+    status, reason, headers, data = answer
+    replaced = {k.lower(): (k, v) for k, v in (overrides or {}).items()}
+    handler.send_response_only(status, reason)
+    for k, v in headers:
+        if k.lower() not in _HOP_BY_HOP | {"content-length"} and k.lower() not in replaced:
+            handler.send_header(k, v)
+    for k, v in replaced.values():
+        handler.send_header(k, v)
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    if handler.command != "HEAD":
+        handler.wfile.write(data)
+
+
+class LoopbackServer:
+    """A threading HTTP server on 127.0.0.1 in a daemon thread, as a context manager."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler], name: str) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.port = int(self.server.server_address[1])
+        self._thread = threading.Thread(target=self.server.serve_forever, name=name, daemon=True)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Self:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+class LatencyProxy(LoopbackServer):
     """``ThreadingHTTPServer`` on 127.0.0.1 that forwards every request to ``upstream``."""
 
     def __init__(self, upstream: str, latency_s: float = 0.0) -> None:
@@ -59,58 +126,18 @@ class LatencyProxy:
                 return
 
             def _forward(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
+                body = read_body(self)
                 with proxy._lock:
                     proxy.records.append(Recorded(self.command, self.path,
                                                   self.headers.get("X-Amz-Target", ""), body))
                 if proxy.latency_s:
                     time.sleep(proxy.latency_s)
-                conn = http.client.HTTPConnection(proxy.upstream.hostname or "127.0.0.1",
-                                                  proxy.upstream.port, timeout=60)
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
-                conn.request(self.command, self.path, body=body, headers=headers)
-                resp = conn.getresponse()
-                data = resp.read()
-                conn.close()
-                self.send_response_only(resp.status, resp.reason)   # upstream's own Date and Server pass through
-                overrides = {k.lower(): (k, v) for k, v in proxy.header_overrides.items()}
-                for k, v in resp.getheaders():
-                    if k.lower() not in _HOP_BY_HOP and k.lower() != "content-length" and k.lower() not in overrides:
-                        self.send_header(k, v)
-                for k, v in overrides.values():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
+                reply(self, ask_upstream(proxy.upstream, self, body), overrides=proxy.header_overrides)
 
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _forward
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = int(self.server.server_address[1])
-        self._thread = threading.Thread(target=self.server.serve_forever, name="latency-proxy", daemon=True)
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> LatencyProxy:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler, "latency-proxy")
 
     def actions(self) -> list[str]:
         with self._lock:
             return [r.action for r in self.records]
-
-    def __enter__(self) -> LatencyProxy:
-        return self.start()
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()

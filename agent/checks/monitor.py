@@ -16,6 +16,7 @@ import binascii
 import json
 import re
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 from agent import gates
@@ -115,15 +116,21 @@ def fleet_cost(ctx: Context, fleet: dict[str, Any]) -> tuple[float, str, list[di
     return total, how, running
 
 
-@check("M01", "monitor.lambda-bucket", "lambda_function.py in the clone names AWS_BUCKET", Severity.HIGH,
-       needs=(gates.CONFIG,))
-def lambda_bucket(ctx: Context) -> Finding:
+def _lambda_source(ctx: Context) -> tuple[Path, str]:
+    """The clone's lambda_function.py (what setup_AWS.py deploys), when Auto-Monitor is on and the file is there."""
     if not is_true(ctx.config.get("AUTO_MONITOR")):
         raise Skip("AUTO_MONITOR is not 'True'")
     path = ctx.settings.dcp_clone / "lambda_function.py"
     source = local.text(ctx, path)
     if source is None:
         raise Skip(f"{path} is not there (see local.dcp-clone)")
+    return path, source
+
+
+@check("M01", "monitor.lambda-bucket", "lambda_function.py in the clone names AWS_BUCKET", Severity.HIGH,
+       needs=(gates.CONFIG,))
+def lambda_bucket(ctx: Context) -> Finding:
+    path, source = _lambda_source(ctx)
     m = re.search(r"""^bucket\s*=\s*["']([^"']*)["']""", source, re.M)
     bucket = ctx.config.get("AWS_BUCKET")
     fix = (f"set bucket = \"{bucket}\" in {path}, then redeploy the Monitor function (setup_AWS.py skips an existing "
@@ -219,12 +226,7 @@ def _arity_defects(source: str) -> list[str]:
 @check("M05", "monitor.cleanup-defect", "Auto-Monitor's cleanup runs to the end", Severity.HIGH,
        needs=(gates.CONFIG,))
 def cleanup_defect(ctx: Context) -> Finding:
-    if not is_true(ctx.config.get("AUTO_MONITOR")):
-        raise Skip("AUTO_MONITOR is not 'True'")
-    path = ctx.settings.dcp_clone / "lambda_function.py"
-    source = local.text(ctx, path)
-    if source is None:
-        raise Skip(f"{path} is not there (see local.dcp-clone)")
+    path, source = _lambda_source(ctx)
     defects = _arity_defects(source)
     if defects:
         app = ctx.config.get("APP_NAME")

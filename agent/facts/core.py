@@ -118,7 +118,6 @@ class FactCache:
         self._lock = threading.Lock()
         self._answers: dict[tuple[Any, ...], Future[Any]] = {}
         self._overrides: dict[Fact[Any, Any], Callable[..., Any]] = {}
-        self.reads = 0   # how many reads this run actually made (the rest were shared)
         self.missing_apis: set[str] = set()   # APIs the endpoint turned out not to offer (or to refuse us)
 
     def override(self, f: Fact[P, R], fn: Callable[Concatenate[Context, P], R]) -> None:
@@ -145,7 +144,6 @@ class FactCache:
             owner = fut is None
             if fut is None:
                 fut = self._answers[key] = Future()
-                self.reads += 1
         if owner:
             fn = self._overrides.get(f, f.fn)
             try:
