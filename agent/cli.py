@@ -1,4 +1,4 @@
-"""``dcp-agent``: check, list, policy and login."""
+"""``dcp-agent``: check, fix, fleet, list, policy and login."""
 
 from __future__ import annotations
 
@@ -8,9 +8,13 @@ import os
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from agent import __version__
+
+if TYPE_CHECKING:
+    from agent.context import Context
+    from agent.settings import Settings
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
@@ -40,7 +44,28 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("-v", "--verbose", action="store_true", help="show passes, skips, ids and timings")
     ls = sub.add_parser("list", help="list every check with its id, code, severity and IAM actions")
     ls.add_argument("--json", action="store_true")
-    sub.add_parser("policy", help="print the least-privilege read-only IAM policy the checks need")
+    fx = sub.add_parser("fix", help="plan (and with --apply, make) the changes that cure what check finds")
+    fx.add_argument("--config", type=Path, help="DCP's config.py (default: <dcp_clone>/config.py)")
+    fx.add_argument("--fleet", type=Path, help="a spot-fleet JSON file (its security group and key pair)")
+    fx.add_argument("--settings", type=Path, help="the agent's settings file")
+    fx.add_argument("--apply", action="store_true", help="make the changes (asks once on a terminal)")
+    fx.add_argument("--yes", action="store_true", help="with --apply: do not ask")
+    fx.add_argument("--ssh-cidr", metavar="CIDR", help="the operator's address for the SSH rule (e.g. 203.0.113.7/32)")
+    fx.add_argument("--request-quota", action="store_true",
+                    help="file a spot quota increase where the plan says the quota is too low")
+    fx.add_argument("--json", action="store_true", help="print the plan (and the result) as JSON")
+    fl = sub.add_parser("fleet", help="write a DCP spot-fleet file for this account and config.py")
+    fl.add_argument("--config", type=Path, help="DCP's config.py (default: <dcp_clone>/config.py)")
+    fl.add_argument("--settings", type=Path, help="the agent's settings file")
+    fl.add_argument("--out", type=Path, help="where to write it (default: <dcp_clone>/files/<APP_NAME>Fleet_<region>.json)")
+    fl.add_argument("--force", action="store_true", help="overwrite an existing file (shows the diff)")
+    fl.add_argument("--ami-family", choices=("al2023", "al2"), default="al2023",
+                    help="the ECS-optimized Amazon Linux the workers run (default: al2023)")
+    fl.add_argument("--vpc", help="the VPC whose subnets the workers use (default: the default VPC)")
+    fl.add_argument("--security-group", help="the workers' security group (default: the one dcp-agent fix made)")
+    fl.add_argument("--key-name", help="the key pair (default: SSH_KEY_NAME without .pem)")
+    po = sub.add_parser("policy", help="print the least-privilege IAM policy the checks (or fix) need")
+    po.add_argument("--fix", action="store_true", help="the policy 'dcp-agent fix --apply' needs instead")
     lg = sub.add_parser("login", help="what the login hook runs (see the README)")
     lg.add_argument("--refresh", action="store_true", help="run the checks and rewrite the login summary cache")
     return p
@@ -106,8 +131,46 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_policy(args: argparse.Namespace) -> int:
-    sys.stdout.write(resources.files("agent").joinpath("data/policy.json").read_text(encoding="utf-8"))
+    name = "data/policy-fix.json" if args.fix else "data/policy.json"
+    sys.stdout.write(resources.files("agent").joinpath(name).read_text(encoding="utf-8"))
     return EXIT_OK
+
+
+def _inputs(args: argparse.Namespace) -> tuple[Settings, Context]:
+    """Settings and context for fix and fleet, with check's rules for bad paths."""
+    from agent import settings as settings_mod
+    from agent.context import Context
+
+    for path, what in ((args.config, "config file"), (getattr(args, "fleet", None), "fleet file"),
+                       (args.settings, "settings file")):
+        _readable(path, what)
+    try:
+        s = settings_mod.load(args.settings)
+    except settings_mod.SettingsError as e:
+        raise UsageError(str(e)) from None
+    return s, Context(s, config=args.config, fleet=getattr(args, "fleet", None))
+
+
+def cmd_fix(args: argparse.Namespace) -> int:
+    from agent.fix.cli import run_fix
+
+    if args.yes and not args.apply:
+        raise UsageError("--yes only goes with --apply")
+    settings, ctx = _inputs(args)
+    try:
+        return run_fix(args, settings, ctx)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def cmd_fleet(args: argparse.Namespace) -> int:
+    from agent.fleetgen import run_fleet
+
+    settings, ctx = _inputs(args)
+    try:
+        return run_fleet(args, settings, ctx)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
 
 def cmd_login(args: argparse.Namespace) -> int:
@@ -120,8 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         if args.command is None:
-            raise UsageError("say what to do: check, list, policy or login (see 'dcp-agent --help')")
-        handler = {"check": cmd_check, "list": cmd_list, "policy": cmd_policy, "login": cmd_login}[args.command]
+            raise UsageError("say what to do: check, fix, fleet, list, policy or login (see 'dcp-agent --help')")
+        handler = {"check": cmd_check, "fix": cmd_fix, "fleet": cmd_fleet, "list": cmd_list, "policy": cmd_policy,
+                   "login": cmd_login}[args.command]
         return handler(args)
     except UsageError as e:
         print(f"dcp-agent: {e}", file=sys.stderr)
