@@ -178,3 +178,18 @@ def instances(ctx: Context, ids: tuple[str, ...]) -> Resources:
         if not code_of(e).startswith("InvalidInstanceID"):   # one unknown id fails the batch: none then
             raise
     return found
+
+
+@fact("ec2:DescribeVpcs")
+def default_vpc(ctx: Context) -> str | None:
+    """The region's default VPC id, or None when the account has none (deleted, or an old EC2-Classic one)."""
+    vpcs = ctx.client("ec2").describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}]).get("Vpcs", [])
+    return str(vpcs[0]["VpcId"]) if vpcs else None
+
+
+@fact("ec2:DescribeSecurityGroups")
+def group_named(ctx: Context, vpc: str, name: str) -> dict[str, Any] | None:
+    """The security group called ``name`` in ``vpc`` (names are unique per VPC), or None."""
+    groups = ctx.client("ec2").describe_security_groups(Filters=[
+        {"Name": "vpc-id", "Values": [vpc]}, {"Name": "group-name", "Values": [name]}]).get("SecurityGroups", [])
+    return dict(groups[0]) if groups else None
