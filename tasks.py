@@ -11,7 +11,7 @@ import sys
 from invoke import Context, task
 from invoke.exceptions import Exit
 
-from bootstrap import ami, cleanup
+from bootstrap import ami, cleanup, node
 
 
 @task
@@ -114,3 +114,69 @@ def cleanup_build(c: Context, region: str = "", endpoint: str = "", delete: bool
         raise Exit(f"cleanup-build: {e}", code=2) from None
     if failed:
         raise Exit(f"cleanup-build: {failed} could not be deleted (see above)", code=1)
+
+
+_NODE = node.NodeConfig.__dataclass_fields__
+
+
+@task(help={
+    "region": "AWS region (default: the AWS configuration's)",
+    "key_name": "EC2 key pair, or NAME of ~/.ssh/NAME.pub to import as one",
+    "ami": "AMI id (default: the newest one build-ami made here)",
+    "instance_type": f"instance type, x86_64 (default {_NODE['instance_type'].default})",
+    "name": f"the node's name (tag; default {_NODE['name'].default})",
+    "ssh_cidr": "who may SSH in, e.g. 203.0.113.7/32 (default: DCP_OPERATOR_CIDR, else your public address)",
+    "instance_profile": "instance profile name or ARN for the node", "subnet_id": "subnet (default: the default VPC's)",
+    "kms_key_id": "KMS key for the root volume (default: the account's EBS key)",
+    "ssh_username": f"login user of the AMI (default {_NODE['ssh_username'].default})",
+    "dry_run": "check everything and ask EC2 (DryRun) whether each create call would succeed; create nothing",
+    "endpoint": "EC2-compatible endpoint (an emulator); empty for AWS", "ssh_host": "SSH address override",
+    "ssh_port": "SSH port (default 22)", "wait_timeout": "seconds to wait for running, then for SSH (default 600)",
+})
+def launch_node(c: Context, region: str = "", key_name: str = "", ami: str = "", instance_type: str = "",  # noqa: PLR0917
+                name: str = "", ssh_cidr: str = "", instance_profile: str = "", subnet_id: str = "",
+                kms_key_id: str = "", ssh_username: str = "", dry_run: bool = False, endpoint: str = "",
+                ssh_host: str = "", ssh_port: int = 0, wait_timeout: float = 0) -> None:
+    """Start a control node from this project's newest AMI; wait for SSH; print the ssh command."""
+    try:
+        cfg = node.NodeConfig.from_options(
+            region=region, key_name=key_name, ami=ami, instance_type=instance_type, name=name, ssh_cidr=ssh_cidr,
+            instance_profile=instance_profile, subnet_id=subnet_id, kms_key_id=kms_key_id, ssh_username=ssh_username,
+            dry_run=dry_run, endpoint=endpoint, ssh_host=ssh_host, ssh_port=ssh_port, wait_timeout=wait_timeout)
+        result = node.launch(cfg)
+    except node.NodeError as e:
+        raise Exit(f"launch-node: {e}", code=2) from None
+    if result:
+        print(result.ssh_command)
+
+
+@task(help={"region": "AWS region", "endpoint": "EC2-compatible endpoint (an emulator)"})
+def list_nodes(c: Context, region: str = "", endpoint: str = "") -> None:
+    """The control nodes launch-node started (not terminated)."""
+    try:
+        lines = node.list_nodes(region, endpoint)
+    except node.NodeError as e:
+        raise Exit(f"list-nodes: {e}", code=2) from None
+    print("\n".join(lines) if lines else "list-nodes: no nodes")
+
+
+@task(help={"node_name": "node name or instance id (invoke list-nodes)", "region": "AWS region",
+            "endpoint": "EC2-compatible endpoint (an emulator)"})
+def stop_node(c: Context, node_name: str, region: str = "", endpoint: str = "") -> None:
+    """Stop a node launch-node started (its volume stays, and keeps costing)."""
+    _change(node_name, "stop", region, endpoint)
+
+
+@task(help={"node_name": "node name or instance id (invoke list-nodes)", "region": "AWS region",
+            "endpoint": "EC2-compatible endpoint (an emulator)"})
+def terminate_node(c: Context, node_name: str, region: str = "", endpoint: str = "") -> None:
+    """Terminate a node launch-node started (its root volume goes with it)."""
+    _change(node_name, "terminate", region, endpoint)
+
+
+def _change(which: str, action: str, region: str, endpoint: str) -> None:
+    try:
+        ids = node.change_node(which, action, region, endpoint)
+    except node.NodeError as e:
+        raise Exit(f"{action}-node: {e}", code=2) from None
+    print(f"{action}-node: {', '.join(ids)} {'stopped' if action == 'stop' else 'terminated'}")

@@ -62,3 +62,42 @@ def run_build_ami(options: dict[str, str], env: dict[str, str] | None = None) ->
     args = [x for pair in options.items() for x in pair]
     return subprocess.run([invoke, "build-ami", *args], capture_output=True, text=True, env=env or emulator_env(),
                           cwd=ROOT, timeout=900, check=False)
+
+
+# -- `invoke launch-node` against the emulator: SSH pinned to a sandbox on 127.0.0.1 -------------------------
+NODE_KEY = "dcp-node"
+
+
+def operator_home(home: Path, key: Path, name: str = NODE_KEY) -> Path:
+    """A HOME whose ~/.ssh/<name>(.pub) is the sandbox's key: what launch-node imports as the key pair."""
+    ssh = home / ".ssh"
+    ssh.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for src, dest in ((key, ssh / name), (Path(f"{key}.pub"), ssh / f"{name}.pub")):
+        dest.write_bytes(src.read_bytes())
+        dest.chmod(0o600)
+    return home
+
+
+def launch_node_options(endpoint: str, port: int, user: str = "root") -> dict[str, str]:
+    """`invoke launch-node` options for the emulator: the node's SSH is a sandbox's ``port`` on 127.0.0.1, and
+    only loopback may SSH in."""
+    return {"--region": "us-east-1", "--endpoint": endpoint, "--key-name": NODE_KEY, "--ssh-cidr": "127.0.0.1/32",
+            "--ssh-host": "127.0.0.1", "--ssh-port": str(port), "--ssh-username": user}
+
+
+def run_invoke(task: str, options: dict[str, str], env: dict[str, str], *args: str,
+               timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    invoke = str(Path(sys.executable).parent / "invoke")
+    """``invoke TASK ARGS… OPTIONS…``; an option whose value is "" is left out."""
+    flat = [x for k, v in options.items() if v != "" for x in (k, v)]
+    return subprocess.run([invoke, task, *args, *flat], capture_output=True, text=True, env=env, cwd=ROOT,
+                          timeout=timeout, check=False)
+
+
+def first_boot(box: Sandbox, key: Path, user: str = "root") -> None:
+    """What cloud-init does when an instance of a build-ami image boots: new host keys, the key pair's public
+    key in the login user's authorized_keys (build-ami's cleanup removed both from the image)."""
+    box.run("ssh-keygen", "-A")
+    home = box.root / ("root" if user == "root" else f"home/{user}")
+    (home / ".ssh").mkdir(mode=0o700, exist_ok=True)
+    (home / ".ssh/authorized_keys").write_text(Path(f"{key}.pub").read_text())
