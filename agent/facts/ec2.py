@@ -193,3 +193,20 @@ def group_named(ctx: Context, vpc: str, name: str) -> dict[str, Any] | None:
     groups = ctx.client("ec2").describe_security_groups(Filters=[
         {"Name": "vpc-id", "Values": [vpc]}, {"Name": "group-name", "Values": [name]}]).get("SecurityGroups", [])
     return dict(groups[0]) if groups else None
+
+
+# -- the reads `dcp-agent fleet` adds (it chooses a VPC and its subnets; default_vpc and group_named above) ---
+
+@fact("ec2:DescribeVpcs")
+def vpcs(ctx: Context, ids: tuple[str, ...]) -> Resources:
+    """VPCs by id; unknown ids are absent."""
+    return _by_id(ctx, ids, method="describe_vpcs", id_param="VpcIds", result="Vpcs", id_field="VpcId",
+                  not_found="InvalidVpcID")
+
+
+@fact("ec2:DescribeSubnets")
+def vpc_subnets(ctx: Context, vpc: str) -> Resources:
+    """Every subnet of a VPC, by id (every page)."""
+    pages = ctx.client("ec2").get_paginator("describe_subnets").paginate(
+        Filters=[{"Name": "vpc-id", "Values": [vpc]}])
+    return {s["SubnetId"]: s for page in pages for s in page.get("Subnets", [])}
