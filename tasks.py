@@ -26,14 +26,18 @@ def demo(c: Context) -> None:
     "repo_url": "Distributed-CellProfiler repository to clone", "ref": "branch, tag or commit",
     "no_s3fs": "do not install s3fs", "log_dir": "one log file per host (default bootstrap-logs/)",
     "connect_timeout": "seconds to wait for SSH (default 10)",
+    "accept_new_host_keys": "trust hosts not yet in known_hosts and add them (a changed key is always refused)",
+    "known_hosts": "known_hosts file (default ~/.ssh/known_hosts)",
 })
 def bootstrap(c: Context, hosts: str, identity: str = "", dry_run: bool = False, repo_url: str = "",  # noqa: PLR0917
-              ref: str = "", no_s3fs: bool = False, log_dir: str = "", connect_timeout: float = 0) -> None:
+              ref: str = "", no_s3fs: bool = False, log_dir: str = "", connect_timeout: float = 0,
+              accept_new_host_keys: bool = False, known_hosts: str = "") -> None:
     """Turn running hosts into DCP control nodes over SSH (the same recipe as build-ami)."""
     from bootstrap import cli
 
     args = hosts.replace(",", " ").split()
-    for flag, value in (("-i", identity), ("--repo-url", repo_url), ("--ref", ref), ("--log-dir", log_dir)):
+    for flag, value in (("-i", identity), ("--repo-url", repo_url), ("--ref", ref), ("--log-dir", log_dir),
+                        ("--known-hosts", known_hosts)):
         if value:
             args += [flag, value]
     if connect_timeout:
@@ -42,6 +46,8 @@ def bootstrap(c: Context, hosts: str, identity: str = "", dry_run: bool = False,
         args.append("--dry-run")
     if no_s3fs:
         args.append("--no-s3fs")
+    if accept_new_host_keys:
+        args.append("--accept-new-host-keys")
     try:
         code = cli.main(args)
     except SystemExit as e:                 # the CLI's usage errors (one line on stderr already)

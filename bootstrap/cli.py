@@ -32,6 +32,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--log-dir", type=Path, default=Path("bootstrap-logs"), help="one log file per host")
     p.add_argument("--parallel", type=int, default=10, help="hosts at once")
     p.add_argument("--connect-timeout", type=float, default=10, help="seconds to wait for SSH (default 10)")
+    p.add_argument("--accept-new-host-keys", action="store_true",
+                   help="trust hosts not yet in known_hosts and add them (like StrictHostKeyChecking=accept-new); "
+                        "a changed key is always refused")
+    p.add_argument("--known-hosts", type=Path, default=Path("~/.ssh/known_hosts"), metavar="FILE",
+                   help="known_hosts file to check host keys against (default ~/.ssh/known_hosts)")
     return p
 
 
@@ -66,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="dcp-stage-") as stage:
         results = bootstrap_many(args.hosts, base, Path(stage), key=key, dry_run=args.dry_run,
                                  log_dir=args.log_dir, progress=_reporter(sys.stdout.isatty()),
-                                 parallel=args.parallel)
+                                 parallel=args.parallel,
+                                 host_keys=runner.HostKeys(args.known_hosts.expanduser(), args.accept_new_host_keys))
     summarize(results)
     return 0 if all(r.ok for r in results) else 1
 

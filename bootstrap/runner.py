@@ -7,9 +7,12 @@ passwordless sudo) is available.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 import shlex
 import socket
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +28,47 @@ from bootstrap.stage import Stage, prepare
 CONNECT_TIMEOUT = 10
 LOCK = "/run/dcp-control-node.lock"
 Progress = Callable[[str, str], None]   # (host, what is happening)
+
+
+@dataclass(frozen=True)
+class HostKeys:
+    """How host keys are judged, as OpenSSH does: the user's known_hosts (``file``) is read; a host not in it
+    is refused unless ``accept_new`` (then its key is added to ``file``, like StrictHostKeyChecking=accept-new);
+    a host whose key differs from the known one is always refused."""
+    file: Path = field(default_factory=lambda: Path.home() / ".ssh" / "known_hosts")
+    accept_new: bool = False
+
+
+_known_hosts_lock = threading.Lock()
+
+
+def fingerprint(key: Any) -> str:
+    """OpenSSH's SHA256 fingerprint of a paramiko key."""
+    return "SHA256:" + base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+
+
+def _known_name(hostname: str, port: int) -> str:
+    return hostname if port == 22 else f"[{hostname}]:{port}"
+
+
+class _HostKeyPolicy:
+    """paramiko's MissingHostKeyPolicy for a host that known_hosts does not list (a listed host whose key
+    differs never gets here: paramiko raises BadHostKeyException)."""
+
+    def __init__(self, keys: HostKeys) -> None:
+        self.keys = keys
+
+    def missing_host_key(self, client: Any, name: str, key: Any) -> None:
+        # ``name`` is as known_hosts writes it: "host", or "[host]:port" for a port other than 22.
+        if not self.keys.accept_new:
+            raise StepFailed(f"host key of {name} is unknown ({key.get_name()} {fingerprint(key)}; not in "
+                             f"{self.keys.file}): check it and run again with --accept-new-host-keys, or add it "
+                             "to known_hosts")
+        with _known_hosts_lock:
+            self.keys.file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with open(self.keys.file, "a", encoding="ascii") as f:
+                f.write(f"{name} {key.get_name()} {key.get_base64()}\n")
+        client.get_host_keys().add(name, key.get_name(), key)
 
 
 @dataclass
@@ -61,7 +105,7 @@ def _safe_name(host: str) -> str:
 class Remote:
     """One host's connection: runs shell as root (directly or via sudo) and logs every command."""
 
-    def __init__(self, host: str, key: str | None, log: IO[str]) -> None:
+    def __init__(self, host: str, key: str | None, log: IO[str], host_keys: HostKeys | None = None) -> None:
         from fabric import Config, Connection
 
         self.host = host
@@ -73,6 +117,11 @@ class Remote:
             kwargs["key_filename"] = [key]
         self.timeout = timeout
         self.conn = Connection(host, connect_timeout=timeout, connect_kwargs=kwargs, config=Config())
+        # Fabric accepts any host key (AutoAddPolicy, no known_hosts): judge them as OpenSSH does instead.
+        self.host_keys = host_keys or HostKeys()
+        if self.host_keys.file.exists():
+            self.conn.client.load_host_keys(str(self.host_keys.file))  # kept in memory; never rewritten
+        self.conn.client.set_missing_host_key_policy(_HostKeyPolicy(self.host_keys))
         self.root = False
 
     def connect(self) -> None:
@@ -86,6 +135,11 @@ class Remote:
                 return
             except NoValidConnectionsError:
                 raise StepFailed(f"cannot connect to {where}: connection refused") from None
+            except paramiko.BadHostKeyException as e:
+                raise StepFailed(
+                    f"host key of {_known_name(self.conn.host, int(self.conn.port))} has CHANGED (now "
+                    f"{e.key.get_name()} {fingerprint(e.key)}, {self.host_keys.file} has {fingerprint(e.expected_key)}): "
+                    "refused; if the host was rebuilt, remove the old key (ssh-keygen -R) and run again") from None
             except paramiko.AuthenticationException:
                 raise StepFailed(f"cannot log in to {where} as {self.conn.user}: the key was refused") from None
             except (TimeoutError, EOFError, paramiko.SSHException, OSError) as e:
@@ -117,7 +171,7 @@ class Remote:
 
 
 def bootstrap_host(host: str, base: Options, stage_dir: Path, *, key: str | None = None, dry_run: bool = False,
-                   log_dir: Path, progress: Progress | None = None) -> HostResult:
+                   log_dir: Path, progress: Progress | None = None, host_keys: HostKeys | None = None) -> HostResult:
     start = time.monotonic()
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{_safe_name(host)}.log"
@@ -126,7 +180,7 @@ def bootstrap_host(host: str, base: Options, stage_dir: Path, *, key: str | None
     with open(log_path, "w", encoding="utf-8") as log:
         log.write(f"# dcp-control-node bootstrap of {host} ({'dry run' if dry_run else 'apply'}) "
                   f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
-        remote = Remote(host, key, log)
+        remote = Remote(host, key, log, host_keys)
         try:
             say(host, "connecting")
             remote.connect()
@@ -182,8 +236,8 @@ def _upload(remote: Remote, stage: Stage, user: str) -> None:
 
 def bootstrap_many(hosts: list[str], base: Options, stage_dir: Path, *, key: str | None = None,
                    dry_run: bool = False, log_dir: Path, progress: Progress | None = None,
-                   parallel: int = 10) -> list[HostResult]:
+                   parallel: int = 10, host_keys: HostKeys | None = None) -> list[HostResult]:
     with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(hosts)))) as pool:
         futures = [pool.submit(bootstrap_host, h, base, stage_dir, key=key, dry_run=dry_run, log_dir=log_dir,
-                               progress=progress) for h in hosts]
+                               progress=progress, host_keys=host_keys) for h in hosts]
         return [f.result() for f in futures]

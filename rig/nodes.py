@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import boto3
@@ -15,9 +16,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_bootstrap(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """The real command (`python -m bootstrap`, what `invoke bootstrap` runs)."""
-    return subprocess.run([sys.executable, "-m", "bootstrap", *args], capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL, check=False, cwd=ROOT)
+    """The real command (`python -m bootstrap`, what `invoke bootstrap` runs).
+
+    Sandboxes are throwaway hosts on reused loopback ports (and share their base image's host keys), so unless
+    the caller names a ``--known-hosts`` file, each run gets a fresh one and accepts new host keys into it; the
+    machine's ~/.ssh/known_hosts is never touched. tests/bootstrap/test_host_keys.py tests the policy itself."""
+    extra: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="dcp-known-hosts-") as tmp:
+        if "--known-hosts" not in args:
+            extra = ["--known-hosts", str(Path(tmp) / "known_hosts"), "--accept-new-host-keys"]
+        return subprocess.run([sys.executable, "-m", "bootstrap", *args, *extra], capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL, check=False, cwd=ROOT)
 
 
 def bootstrap_layer(work: Path, key: Path, repo_url: str) -> Path:

@@ -77,7 +77,8 @@ def test_dry_run_on_a_fresh_host_changes_nothing(sandbox: Sandbox, sandbox_key: 
 
 def test_interrupted_run_converges(sandbox: Sandbox, sandbox_key: Path, dcp_git: GitDaemon, tmp_path: Path) -> None:
     args = [sys.executable, "-m", "bootstrap", sandbox.target(), "-i", str(sandbox_key), "--repo-url", dcp_git.url(),
-            "--log-dir", str(tmp_path / "logs")]
+            "--log-dir", str(tmp_path / "logs"), "--known-hosts", str(tmp_path / "known_hosts"),
+            "--accept-new-host-keys"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
                             start_new_session=True)
     seen = []
