@@ -129,6 +129,10 @@ def plan(os_info: OsInfo, opts: Options) -> list[Step]:
         "agent",
         f"{AGENT_VENV}/bin/dcp-agent --version >/dev/null 2>&1 && test \"$(cat {amarker} 2>/dev/null)\" = "
         f"{_q(opts.wheel_sha256)} && test \"$(readlink /usr/local/bin/dcp-agent)\" = {AGENT_VENV}/bin/dcp-agent",
+        # The wheel is installed only if it is the one this run staged (its sha256), checked before anything goes.
+        f"if ! echo {_q(opts.wheel_sha256 + '  ' + STAGE + '/' + opts.wheel)} | sha256sum -c --status; then "
+        f"echo 'the agent wheel {STAGE}/{opts.wheel} is not the one staged (sha256 differs): not installed' >&2; "
+        f"exit 1; fi && "
         f"rm -rf {AGENT_VENV} && {python} -m venv {AGENT_VENV} && "
         f"{AGENT_VENV}/bin/pip install -q --disable-pip-version-check {STAGE}/{_q(opts.wheel)} && "
         f"ln -sfn {AGENT_VENV}/bin/dcp-agent /usr/local/bin/dcp-agent && "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -73,3 +74,21 @@ def test_rendered_script_is_valid_bash_and_covers_every_os() -> None:
     for case in ("debian:12)", "debian:13)", "ubuntu:22.04)", "ubuntu:24.04)", "amzn:2023)"):
         assert case in script
     assert script.count("run_step dcp-clone ") == 5
+
+
+def test_agent_wheel_is_checked_against_its_sha256_before_anything_is_installed(tmp_path: Path) -> None:
+    """The agent step's apply, run by bash on a staged wheel: a wheel whose sha256 differs is refused before the
+    old venv is removed or pip runs (STAGE and AGENT_VENV pointed into tmp_path)."""
+    from bootstrap.recipe import AGENT_VENV, STAGE
+
+    wheel = tmp_path / "stage" / OPTS.wheel
+    wheel.parent.mkdir()
+    wheel.write_bytes(b"not the staged wheel")
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    agent = next(s for s in plan(parse_os_release(OS_RELEASE["debian12"]), OPTS) if s.name == "agent")
+    script = agent.apply.replace(STAGE, str(wheel.parent)).replace(AGENT_VENV, str(venv))
+    p = subprocess.run(["bash", "-c", f"set -euo pipefail; {script}"], capture_output=True, text=True, check=False)
+    assert p.returncode == 1
+    assert p.stderr.strip() == f"the agent wheel {wheel} is not the one staged (sha256 differs): not installed"
+    assert (venv / "bin").is_dir()                          # the installed agent was left as it was
