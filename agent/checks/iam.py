@@ -5,18 +5,24 @@ from __future__ import annotations
 from agent import gates, iamsim
 from agent.checks._common import fleet_role_name, instance_profile_name, is_true, name_from_arn
 from agent.context import Context
-from agent.facts import iam, local
+from agent.facts import aws, iam, local, s3
+from agent.iamsim import Ask
 from agent.model import Finding, Severity, Skip, fail, ok, warn
 from agent.registry import check
 
-ECS_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role"
-TAGGING_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEC2SpotFleetTaggingRole"
-LEGACY_FLEET_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEC2SpotFleetRole"
+ECS_POLICY = "iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role"     # after arn:<partition>:
+TAGGING_POLICY = "iam::aws:policy/service-role/AmazonEC2SpotFleetTaggingRole"
+LEGACY_FLEET_POLICY = "iam::aws:policy/service-role/AmazonEC2SpotFleetRole"
 SETUP = "python setup_AWS.py (in the DCP clone), or create it in the IAM console"
 
 
 def _instance_role_name(ctx: Context) -> str:
     return iam.instance_role_name(ctx, instance_profile_name(ctx))
+
+
+def managed(ctx: Context, tail: str) -> str:
+    """An AWS managed policy's ARN in the partition of the region (arn:aws:…, arn:aws-us-gov:…, arn:aws-cn:…)."""
+    return f"arn:{aws.partition(ctx, ctx.region)}:{tail}"
 
 
 @check("R01", "iam.instance-role", "The ECS instance role exists and EC2 may assume it", Severity.BLOCKER,
@@ -34,24 +40,30 @@ def instance_role(ctx: Context) -> Finding:
 
 
 @check("R02", "iam.instance-role-policies", "The ECS instance role may join ECS and read its ecsconfig",
-       Severity.BLOCKER, needs=(instance_role, gates.CONFIG), actions=iamsim.ACTIONS)
+       Severity.BLOCKER, needs=(instance_role, gates.CONFIG), actions=(*iamsim.ACTIONS, *s3.policy.actions))
 def instance_role_policies(ctx: Context) -> Finding:
     name = _instance_role_name(ctx)
     attached = iam.attached_role_policies(ctx, name)
-    if ECS_POLICY not in attached:
+    if managed(ctx, ECS_POLICY) not in attached:
         return fail(f"{name} lacks AmazonEC2ContainerServiceforEC2Role: no ECS registration, no awslogs",
-                    f"aws iam attach-role-policy --role-name {name} --policy-arn {ECS_POLICY}")
+                    f"aws iam attach-role-policy --role-name {name} --policy-arn {managed(ctx, ECS_POLICY)}")
     bucket, app = ctx.config.get("AWS_BUCKET"), ctx.config.get("APP_NAME")
     if isinstance(bucket, str) and isinstance(app, str):
         profile = iam.instance_profile(ctx, instance_profile_name(ctx))
         role = profile.roles[0] if profile and profile.roles else iam.role(ctx, name)
         if role is None:
             raise Skip(f"the role {name} does not exist (see iam.instance-role)")
-        obj = f"arn:aws:s3:::{bucket}/ecsconfigs/{app}_ecs.config"
-        if not iamsim.simulate(ctx, role.arn, [("s3:GetObject", obj)])[("s3:GetObject", obj)]:
-            return fail(f"{name} may not read s3://{bucket}/ecsconfigs/: workers join the 'default' cluster "
-                        "instead of ECS_CLUSTER", f"attach a policy allowing s3:GetObject on {obj} to {name}")
-    return ok("AmazonEC2ContainerServiceforEC2Role attached; ecsconfig readable (simulated)")
+        obj = aws.arn(ctx, "s3", f"{bucket}/ecsconfigs/{app}_ecs.config")
+        policy, known = iamsim.bucket_policy(ctx, bucket)
+        ask = Ask("s3:GetObject", obj, iamsim.region_context(ctx), policy)
+        verdicts = iamsim.simulate(ctx, role.arn, [ask])
+        finding = iamsim.judge(verdicts, lambda a: f"{name} reading s3://{bucket}/ecsconfigs/ (workers join the "
+                               "'default' cluster instead of ECS_CLUSTER)",
+                               f"attach a policy allowing s3:GetObject on {obj} to {name}", blocker=known)
+        if finding:
+            return finding
+        return ok(f"AmazonEC2ContainerServiceforEC2Role attached; ecsconfig readable ({iamsim.how(verdicts)})")
+    return ok("AmazonEC2ContainerServiceforEC2Role attached")
 
 
 @check("R03", "iam.instance-profile", "The fleet's instance profile wraps the role", Severity.BLOCKER,
@@ -84,12 +96,13 @@ def spot_fleet_role(ctx: Context) -> Finding:
         return fail(f"{name} is trusted by {', '.join(sorted(services)) or 'nobody'}, not spotfleet.amazonaws.com "
                     "(IamFleetRole is invalid)", trust_fix)
     attached = iam.attached_role_policies(ctx, name)
-    if TAGGING_POLICY not in attached:
-        if LEGACY_FLEET_POLICY in attached:
+    tagging = managed(ctx, TAGGING_POLICY)
+    if tagging not in attached:
+        if managed(ctx, LEGACY_FLEET_POLICY) in attached:
             return warn(f"{name} has only the legacy AmazonEC2SpotFleetRole, which cannot tag instances",
-                        f"aws iam attach-role-policy --role-name {name} --policy-arn {TAGGING_POLICY}")
+                        f"aws iam attach-role-policy --role-name {name} --policy-arn {tagging}")
         return fail(f"{name} lacks AmazonEC2SpotFleetTaggingRole",
-                    f"aws iam attach-role-policy --role-name {name} --policy-arn {TAGGING_POLICY}")
+                    f"aws iam attach-role-policy --role-name {name} --policy-arn {tagging}")
     return ok(f"{name}, trusted by spotfleet.amazonaws.com, with AmazonEC2SpotFleetTaggingRole")
 
 
@@ -105,23 +118,44 @@ def spot_slr(ctx: Context) -> Finding:
     return ok("AWSServiceRoleForEC2SpotFleet and AWSServiceRoleForEC2Spot")
 
 
-@check("R06", "iam.pass-role", "The operator may pass the fleet and instance roles", Severity.BLOCKER,
+def _task_role_arn(ctx: Context) -> str | None:
+    """The role_arn of config.AWS_PROFILE (run.py registers the task definition with it as taskRoleArn)."""
+    try:
+        layout = local.credential_layout(ctx)
+        if layout.kind == "a" and layout.section is not None:
+            return str(local.aws_files(ctx).config.get(layout.section, "role_arn"))
+    except Exception:
+        return None
+    return None
+
+
+@check("R06", "iam.pass-role", "The operator may pass the fleet, instance and task roles", Severity.BLOCKER,
        needs=(instance_role, spot_fleet_role), actions=iamsim.ACTIONS)
 def pass_role(ctx: Context) -> Finding:
+    """iam:PassRole as the real calls ask it: the fleet role to spotfleet.amazonaws.com (RequestSpotFleet's
+    IamFleetRole), the instance role to ec2.amazonaws.com (the launch specifications' instance profile) and,
+    in the role_arn layout, the task role to ecs-tasks.amazonaws.com (RegisterTaskDefinition's taskRoleArn)."""
     arn = iam.principal_arn(ctx)
     if arn is None:
         raise Skip("the identity is neither an IAM user nor a role")
-    targets = []
-    for name in (fleet_role_name(ctx), _instance_role_name(ctx)):
+    asks = []
+    for name, service in ((fleet_role_name(ctx), "spotfleet.amazonaws.com"),
+                          (_instance_role_name(ctx), "ec2.amazonaws.com")):
         role = iam.role(ctx, name)
         if role:
-            targets.append(role.arn)
-    verdict = iamsim.simulate(ctx, arn, [("iam:PassRole", t) for t in targets])
-    denied = [r for (_, r), allowed in verdict.items() if not allowed]
-    if denied:
-        return fail(f"iam:PassRole is denied on {', '.join(d.rsplit('/', 1)[-1] for d in denied)} (simulated)",
-                    "allow iam:PassRole on " + ", ".join(denied) + " for this user or role")
-    return ok("iam:PassRole allowed on both roles (simulated)")
+            asks.append(Ask("iam:PassRole", role.arn, iamsim.region_context(ctx, **{"iam:PassedToService": service})))
+    task = _task_role_arn(ctx)
+    if task:
+        asks.append(Ask("iam:PassRole", task, iamsim.region_context(ctx, **{"iam:PassedToService": "ecs-tasks.amazonaws.com"})))
+    verdicts = iamsim.simulate(ctx, arn, asks)
+    finding = iamsim.judge(verdicts, lambda a: f"iam:PassRole on {a.resource.rsplit('/', 1)[-1]} to "
+                           f"{dict(a.context)['iam:PassedToService']}",
+                           "allow iam:PassRole on " + ", ".join(a.resource for a in asks)
+                           + " (Condition StringEquals iam:PassedToService: the service) for this user or role")
+    if finding:
+        return finding
+    names = ", ".join(a.resource.rsplit("/", 1)[-1] for a in asks)
+    return ok(f"iam:PassRole allowed on {names} ({iamsim.how(verdicts)})")
 
 
 @check("R07", "iam.monitor-role", "The Auto-Monitor Lambda role exists", Severity.HIGH,
@@ -157,9 +191,9 @@ def task_role(ctx: Context) -> Finding:
     return ok(f"{name}, trusted by ecs-tasks.amazonaws.com")
 
 
-LEGACY = {
-    "arn:aws:iam::aws:policy/CloudWatchFullAccess": "CloudWatchFullAccessV2",
-    "arn:aws:iam::aws:policy/AWSLambdaFullAccess": "AWSLambda_FullAccess",
+LEGACY = {   # after arn:<partition>:
+    "iam::aws:policy/CloudWatchFullAccess": "CloudWatchFullAccessV2",
+    "iam::aws:policy/AWSLambdaFullAccess": "AWSLambda_FullAccess",
     LEGACY_FLEET_POLICY: "AmazonEC2SpotFleetTaggingRole",
 }
 
@@ -170,8 +204,9 @@ def legacy_policies(ctx: Context) -> Finding:
     found = []
     for role in (_instance_role_name(ctx), fleet_role_name(ctx)):
         for arn in iam.attached_role_policies(ctx, role):
-            if arn in LEGACY:
-                found.append(f"{role} has {arn.rsplit('/', 1)[-1]} (use {LEGACY[arn]})")
+            tail = arn.split(":", 2)[-1]
+            if tail in LEGACY:
+                found.append(f"{role} has {arn.rsplit('/', 1)[-1]} (use {LEGACY[tail]})")
     if found:
         return warn("; ".join(found), "attach the suggested policy, then detach the old one")
     return ok("none")

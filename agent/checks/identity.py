@@ -8,9 +8,11 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 from agent import gates, iamsim
+from agent.checks._common import is_true
 from agent.context import Context
 from agent.facts import aws, iam
 from agent.facts.core import translate
+from agent.iamsim import Ask
 from agent.model import Finding, Severity, Skip, fail, ok, warn
 from agent.registry import check
 
@@ -133,26 +135,84 @@ def single_account(ctx: Context) -> Finding:
     return ok(f"everything points at {me}")
 
 
-OPERATOR_ACTIONS = [
-    "sqs:CreateQueue", "sqs:SendMessage", "sqs:GetQueueAttributes", "ecs:CreateCluster",
-    "ecs:RegisterTaskDefinition", "ecs:CreateService", "ecs:UpdateService", "ec2:RequestSpotFleet",
-    "ec2:RunInstances", "ec2:CreateTags", "ec2:CancelSpotFleetRequests", "ec2:DescribeSpotFleetInstances",
-    "logs:CreateLogGroup", "logs:PutRetentionPolicy", "logs:CreateExportTask", "cloudwatch:PutMetricAlarm",
-    "cloudwatch:DeleteAlarms", "cloudwatch:PutDashboard", "sns:CreateTopic",
-]
+def _name(ctx: Context, key: str, default: str) -> str:
+    v = ctx.config.get(key)
+    return v if isinstance(v, str) and v else default
 
 
-@check("I06", "identity.permissions", "The operator may do what run.py does (approximation)", Severity.HIGH,
+def run_py_calls(ctx: Context) -> dict[str, list[tuple[str, str]]]:
+    """What DCP's run.py calls (as of 17388b3), per subcommand: (IAM action, the resource it acts on). The
+    queue, cluster, service, log group, alarm, dashboard and topic ARNs are the ones config.py names; where
+    the action has no resource-level permissions (lists, describes, RegisterTaskDefinition, EC2's spot
+    calls on a fleet not yet made) it is "*". S3 is S08's, iam:PassRole R06's."""
+    acct, region = aws.identity(ctx).account, ctx.region
+    app = _name(ctx, "APP_NAME", "DCP")
+    queue = _name(ctx, "SQS_QUEUE_NAME", f"{app}Queue")
+    dlq = _name(ctx, "SQS_DEAD_LETTER_QUEUE", f"{app}_DeadMessages").rsplit(":", 1)[-1]
+    cluster = _name(ctx, "ECS_CLUSTER", "default")
+    group = _name(ctx, "LOG_GROUP_NAME", app)
+
+    def arn(service: str, resource: str, *, regional: bool = True) -> str:
+        return aws.arn(ctx, service, resource, region=region if regional else "", account=acct)
+
+    sqs_q, sqs_dlq = arn("sqs", queue), arn("sqs", dlq)
+    ecs_cluster = arn("ecs", f"cluster/{cluster}")
+    ecs_service = arn("ecs", f"service/{cluster}/{app}Service")
+    log_groups = [arn("logs", f"log-group:{g}:*") for g in (group, f"{group}_perInstance")]
+    calls: dict[str, list[tuple[str, str]]] = {
+        "setup": [("sqs:ListQueues", "*"), ("sqs:CreateQueue", sqs_dlq), ("sqs:GetQueueAttributes", sqs_dlq),
+                  ("sqs:CreateQueue", sqs_q), ("ecs:ListClusters", "*"), ("ecs:CreateCluster", "*"),
+                  ("ecs:RegisterTaskDefinition", "*"), ("ecs:ListServices", "*"), ("ecs:DeleteService", ecs_service),
+                  ("ecs:CreateService", ecs_service)],
+        "submitJob": [("sqs:GetQueueUrl", sqs_q), ("sqs:SendMessage", sqs_q)],
+        "startCluster": [("ec2:RequestSpotFleet", "*"), ("logs:DescribeLogGroups", "*"),
+                         *[(a, g) for g in log_groups for a in ("logs:CreateLogGroup", "logs:PutRetentionPolicy")],
+                         ("ecs:UpdateService", ecs_service), ("ec2:DescribeSpotFleetInstances", "*"),
+                         ("ec2:DescribeSpotFleetRequestHistory", "*"), ("ec2:CancelSpotFleetRequests", "*")],
+        "monitor": [("sqs:GetQueueUrl", sqs_q), ("sqs:GetQueueAttributes", sqs_q),
+                    ("ec2:DescribeSpotFleetRequestHistory", "*"), ("cloudwatch:DescribeAlarms", "*"),
+                    ("cloudwatch:DeleteAlarms", arn("cloudwatch", f"alarm:{app}_*")),
+                    ("ec2:DescribeSpotFleetInstances", "*"), ("ec2:ModifySpotFleetRequest", "*"),
+                    ("ec2:DescribeSpotFleetRequests", "*"), ("ecs:UpdateService", ecs_service),
+                    ("ec2:CancelSpotFleetRequests", "*"), ("sqs:ListQueues", "*"), ("sqs:DeleteQueue", sqs_q),
+                    ("ecs:DeleteService", ecs_service), ("ecs:ListTaskDefinitions", "*"),
+                    ("ecs:DeregisterTaskDefinition", "*"), ("ecs:DescribeClusters", ecs_cluster),
+                    ("ecs:DeleteCluster", ecs_cluster),
+                    *[(a, g) for g in log_groups for a in ("logs:CreateExportTask",)],
+                    ("logs:DescribeExportTasks", "*")],
+    }
+    if is_true(ctx.config.get("CREATE_DASHBOARD")):
+        calls["startCluster"].append(("cloudwatch:PutDashboard", arn("cloudwatch", f"dashboard/{app}", regional=False)))
+        if is_true(ctx.config.get("CLEAN_DASHBOARD")):
+            calls["monitor"] += [("cloudwatch:ListDashboards", "*"),
+                                 ("cloudwatch:DeleteDashboards", arn("cloudwatch", f"dashboard/{app}", regional=False))]
+    if is_true(ctx.config.get("AUTO_MONITOR")):
+        calls["startCluster"] += [("sns:CreateTopic", arn("sns", "Monitor"))] + [
+            ("cloudwatch:PutMetricAlarm", arn("cloudwatch", f"alarm:{m}isZero_{app}"))
+            for m in ("ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesVisible")]
+    return calls
+
+
+@check("I06", "identity.permissions", "The operator may do what run.py does", Severity.HIGH,
        needs=(credentials,), actions=iamsim.ACTIONS)
 def permissions(ctx: Context) -> Finding:
     arn = iam.principal_arn(ctx)
     if arn is None:
         raise Skip("the identity is neither an IAM user nor a role; nothing to simulate")
-    verdict = iamsim.simulate(ctx, arn, [(a, "*") for a in OPERATOR_ACTIONS])
-    denied = [a for (a, _), allowed in verdict.items() if not allowed]
-    if denied:
-        return warn(f"{arn.split(':', 5)[-1]} may not: {', '.join(denied[:6])}"
-                    + (f" and {len(denied) - 6} more" if len(denied) > 6 else "")
-                    + " (simulation: resource policies and SCPs not seen)",
-                    "attach a policy with these actions (see the DCP docs' external_buckets.md)")
-    return ok(f"{len(OPERATOR_ACTIONS)} run.py actions allowed (simulated)")
+    calls = run_py_calls(ctx)
+    where: dict[Ask, list[str]] = {}
+    for sub, pairs in calls.items():
+        for action, resource in pairs:
+            where.setdefault(Ask(action, resource, iamsim.region_context(ctx)), []).append(sub)
+    verdicts = iamsim.simulate(ctx, arn, list(where))
+
+    def describe(a: Ask) -> str:
+        on = "" if a.resource == "*" else f" on {a.resource.split(':', 5)[-1]}"
+        return f"{a.action}{on} (run.py {'/'.join(dict.fromkeys(where[a]))})"
+
+    finding = iamsim.judge(verdicts, describe, "attach a policy with these actions (see the DCP docs' "
+                           "external_buckets.md)", blocker=False)
+    if finding:
+        return finding
+    return ok(f"{len(verdicts)} run.py calls allowed ({iamsim.how(verdicts)}; "
+              f"{', '.join(f'{k} {len(v)}' for k, v in calls.items())})")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from typing import Any
 
 from agent import gates, iamsim
+from agent.checks._common import is_true
 from agent.context import Context
 from agent.facts import aws, iam, local, s3
+from agent.iamsim import Ask
 from agent.model import Finding, Severity, Skip, fail, ok, warn
 from agent.registry import check
 
@@ -125,9 +126,9 @@ def _grants(st: dict[str, Any], principal: str, action: str, resource: str) -> b
     svc = p.get("Service") if isinstance(p, dict) else None
     if p != "*" and principal not in _as_list(svc):
         return False
-    if not any(fnmatch.fnmatchcase(action.lower(), str(a).lower()) for a in _as_list(st.get("Action", []))):
+    if not any(iamsim.like(str(a), action, case=False) for a in _as_list(st.get("Action", []))):
         return False
-    return any(fnmatch.fnmatchcase(resource, str(r)) for r in _as_list(st.get("Resource", [])))
+    return any(iamsim.like(str(r), resource) for r in _as_list(st.get("Resource", [])))
 
 
 @check("S05", "s3.log-export-policy", "AWS_BUCKET accepts CloudWatch log exports", Severity.MEDIUM,
@@ -146,9 +147,9 @@ def log_export_policy(ctx: Context) -> Finding:
                     "(GetBucketAcl call on the given bucket failed)", fix)
     principal = f"logs.{region}.amazonaws.com"
     group = ctx.config.get("LOG_GROUP_NAME") or ctx.config.get("APP_NAME") or "*"
-    needs = [("s3:GetBucketAcl", f"arn:aws:s3:::{bucket}"),
-             ("s3:PutObject", f"arn:aws:s3:::{bucket}/exportedlogs/{group}/x"),
-             ("s3:PutObject", f"arn:aws:s3:::{bucket}/exportedlogs/{group}_perInstance/x")]
+    needs = [("s3:GetBucketAcl", aws.arn(ctx, "s3", bucket)),
+             ("s3:PutObject", aws.arn(ctx, "s3", f"{bucket}/exportedlogs/{group}/x")),
+             ("s3:PutObject", aws.arn(ctx, "s3", f"{bucket}/exportedlogs/{group}_perInstance/x"))]
     statements = _statements(policy)
     for action, resource in needs:
         allows = [s for s in statements if s.get("Effect") == "Allow" and _grants(s, principal, action, resource)]
@@ -192,34 +193,44 @@ def dots_with_s3fs(ctx: Context) -> Finding:
     return ok("no dotted bucket mounted")
 
 
-@check("S08", "s3.bucket-actions", "The operator and workers may use the buckets (approximation)",
-       Severity.BLOCKER, needs=(buckets_reachable, gates.CREDENTIAL_LAYOUT), actions=iamsim.ACTIONS)
+@check("S08", "s3.bucket-actions", "The operator and workers may use the buckets", Severity.BLOCKER,
+       needs=(buckets_reachable, gates.CREDENTIAL_LAYOUT), actions=(*iamsim.ACTIONS, *s3.policy.actions))
 def bucket_actions(ctx: Context) -> Finding:
+    """run.py's own S3 writes (ecsconfigs/, monitors/) and, when the workers get the operator's keys, theirs;
+    on the real bucket and object ARNs, with each bucket's policy (a grant there counts)."""
     arn = iam.principal_arn(ctx)
     if arn is None:
         raise Skip("the identity is neither an IAM user nor a role")
     b = _valid_buckets(ctx)
-    pairs = []
+    pairs: list[tuple[str, str, str]] = []   # action, bucket, key ("" for the bucket itself)
     if "AWS_BUCKET" in b:
-        pairs += [("s3:PutObject", f"arn:aws:s3:::{b['AWS_BUCKET']}/ecsconfigs/x"),
-                  ("s3:PutObject", f"arn:aws:s3:::{b['AWS_BUCKET']}/monitors/x")]
+        app = ctx.config.get("APP_NAME")
+        app = app if isinstance(app, str) else "x"
+        pairs += [("s3:PutObject", b["AWS_BUCKET"], f"ecsconfigs/{app}_ecs.config")]
+        if is_true(ctx.config.get("AUTO_MONITOR")):
+            pairs += [("s3:PutObject", b["AWS_BUCKET"], f"monitors/{app}SpotFleetRequestId.json")]
     layout = local.credential_layout(ctx)
     if layout.section is None:
         raise Skip("no profile section (see aws.profile-section)")
     if layout.kind != "a":  # workers use the operator's own keys
         for role in ("WORKSPACE_BUCKET", "SOURCE_BUCKET"):
             if role in b and not s3.foreign(ctx, b[role]):
-                pairs.append(("s3:GetObject", f"arn:aws:s3:::{b[role]}/x"))
+                pairs.append(("s3:GetObject", b[role], "x"))
         for role in ("SOURCE_BUCKET", "DESTINATION_BUCKET"):
             if role in b and not s3.foreign(ctx, b[role]):
-                pairs.append(("s3:ListBucket", f"arn:aws:s3:::{b[role]}"))
+                pairs.append(("s3:ListBucket", b[role], ""))
         if "DESTINATION_BUCKET" in b and not s3.foreign(ctx, b["DESTINATION_BUCKET"]):
-            pairs.append(("s3:PutObject", f"arn:aws:s3:::{b['DESTINATION_BUCKET']}/x"))
-    verdict = iamsim.simulate(ctx, arn, list(dict.fromkeys(pairs)))
-    denied = [f"{a} on {r.replace('/x', '/*')}" for (a, r), allowed in verdict.items() if not allowed]
-    if denied:
-        return fail(f"denied (simulated): {'; '.join(denied[:4])}", "allow these S3 actions for your user or role")
-    return ok(f"{len(verdict)} bucket actions allowed (simulated)")
+            pairs.append(("s3:PutObject", b["DESTINATION_BUCKET"], "x"))
+    policies = {bucket: iamsim.bucket_policy(ctx, bucket) for bucket in dict.fromkeys(p[1] for p in pairs)}
+    asks = [Ask(action, aws.arn(ctx, "s3", f"{bucket}/{key}" if key else bucket), iamsim.region_context(ctx),
+                policies[bucket][0]) for action, bucket, key in dict.fromkeys(pairs)]
+    verdicts = iamsim.simulate(ctx, arn, asks)
+    finding = iamsim.judge(verdicts, lambda a: f"{a.action} on {a.resource.split(':::', 1)[-1].replace('/x', '/*')}",
+                           "allow these S3 actions for your user or role (or in the bucket policy)",
+                           blocker=all(known for _, known in policies.values()))
+    if finding:
+        return finding
+    return ok(f"{len(verdicts)} bucket actions allowed ({iamsim.how(verdicts)})")
 
 
 @check("S09", "s3.job-objects", "The job file's pipeline, data file and input exist", Severity.MEDIUM,

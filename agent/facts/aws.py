@@ -95,10 +95,35 @@ def session_region(ctx: Context) -> str | None:
 def known_regions(ctx: Context) -> frozenset[str]:
     """The regions this botocore knows, from its small partitions file (offline, under a millisecond;
     ``get_available_regions`` would parse the 1 MB endpoints file and EC2's model first)."""
+    return frozenset(r for p in _partitions() for r in p.get("regions", {}) if not r.endswith("-global"))
+
+
+def _partitions() -> list[dict[str, Any]]:
     from botocore.loaders import create_loader
 
-    data = create_loader().load_data("partitions")
-    return frozenset(r for p in data.get("partitions", []) for r in p.get("regions", {}) if not r.endswith("-global"))
+    return list(create_loader().load_data("partitions").get("partitions", []))
+
+
+@fact()
+def partition(ctx: Context, region: str) -> str:
+    """The partition a region belongs to (aws, aws-us-gov, aws-cn, …), from botocore's partitions file: the
+    region's own entry, else the partition whose region pattern it matches; ``aws`` when none does."""
+    import re
+
+    parts = _partitions()
+    for p in parts:
+        if region in p.get("regions", {}):
+            return str(p["id"])
+    for p in parts:
+        rx = p.get("regionRegex")
+        if rx and re.match(rx, region):
+            return str(p["id"])
+    return "aws"
+
+
+def arn(ctx: Context, service: str, resource: str, *, region: str = "", account: str = "") -> str:
+    """An ARN in the partition of the region DCP works in (never a hard-coded ``arn:aws:``)."""
+    return f"arn:{partition(ctx, ctx.region)}:{service}:{region}:{account}:{resource}"
 
 
 @dataclass(frozen=True)

@@ -175,25 +175,62 @@ def _simulator_missing(e: AwsError) -> bool:
         e.status is None and not e.unreachable)   # an answer that is not the IAM API
 
 
+_BOOLEAN_KEYS = {"aws:securetransport", "aws:multifactorauthpresent", "aws:viaawsservice"}
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """One SimulatePrincipalPolicy call: every action on every resource, in one request context."""
+
+    actions: tuple[str, ...]
+    resources: tuple[str, ...]
+    context: tuple[tuple[str, str], ...] = ()    # (key, value) pairs: ContextEntries
+    resource_policy: str | None = None           # ResourcePolicy (a bucket policy), JSON
+
+
 @fact("iam:SimulatePrincipalPolicy")
-def simulate(ctx: Context, arn: str, actions: tuple[str, ...], resource: str) -> dict[str, bool] | None:
-    """SimulatePrincipalPolicy's decision per action on one resource; None where the API is unavailable.
+def simulate(ctx: Context, arn: str, sim: Simulation) -> dict[tuple[str, str], tuple[str, tuple[str, ...]]] | None:
+    """SimulatePrincipalPolicy's decision and missing context keys per (action, resource); None where the API
+    is unavailable. The context goes out as ContextEntries, the resource policy as ResourcePolicy (its owner
+    is the principal's account), and every page of the answer is read (IsTruncated/Marker).
 
     Asked without retries: an endpoint that lacks the API answers 500, and retrying that (with backoff)
     would cost every simulating check a second or more before the local evaluation takes over. Once one
     call found it missing, later ones in the run do not ask again."""
     if "iam:SimulatePrincipalPolicy" in ctx.facts.missing_apis:
         return None
+    by_key: dict[str, list[str]] = {}
+    for k, v in sim.context:
+        by_key.setdefault(k, []).append(v)
+    params: dict[str, Any] = {"PolicySourceArn": arn, "ActionNames": list(sim.actions),
+                              "ResourceArns": list(sim.resources)}
+    if by_key:
+        params["ContextEntries"] = [
+            {"ContextKeyName": k, "ContextKeyValues": v,
+             "ContextKeyType": ("boolean" if k.lower() in _BOOLEAN_KEYS else "string") + ("List" if len(v) > 1 else "")}
+            for k, v in by_key.items()]
+    if sim.resource_policy:
+        params["ResourcePolicy"] = sim.resource_policy
     try:
-        resp = ctx.client("iam", retries=1).simulate_principal_policy(PolicySourceArn=arn, ActionNames=list(actions),
-                                                           ResourceArns=[resource])
+        pages = ctx.client("iam", retries=1).get_paginator("simulate_principal_policy").paginate(**params)
+        results = [r for page in pages for r in page.get("EvaluationResults", [])]
     except Exception as e:
         err = translate(e)
         if err is not None and _simulator_missing(err):
             ctx.facts.missing_apis.add("iam:SimulatePrincipalPolicy")
             return None
         raise
-    return {r["EvalActionName"]: r["EvalDecision"] == "allowed" for r in resp["EvaluationResults"]}
+    out: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
+    for r in results:
+        action = str(r.get("EvalActionName", ""))
+        top_missing = tuple(r.get("MissingContextValues") or ())
+        specific = r.get("ResourceSpecificResults") or []
+        for s in specific:
+            out[(action, str(s.get("EvalResourceName", "")))] = (
+                str(s.get("EvalResourceDecision", "implicitDeny")), tuple(s.get("MissingContextValues") or top_missing))
+        if not specific:
+            out[(action, str(r.get("EvalResourceName", "*")))] = (str(r.get("EvalDecision", "implicitDeny")), top_missing)
+    return out
 
 
 @fact("iam:GetInstanceProfile")

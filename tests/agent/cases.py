@@ -117,6 +117,27 @@ def operator_policy(a: DcpAccount, statements: list[dict[str, Any]]) -> None:
                         PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}))
 
 
+def grant_in_bucket_policy(a: DcpAccount, principal: str, action: str, keys: str) -> None:
+    """Add to the seeded bucket's policy a statement granting ``principal`` ``action`` on the bucket and ``keys``."""
+    s3 = a.client("s3")
+    policy = json.loads(s3.get_bucket_policy(Bucket=a.bucket)["Policy"])
+    policy["Statement"].append({"Sid": "Grant", "Effect": "Allow", "Principal": {"AWS": principal}, "Action": action,
+                                "Resource": [f"arn:aws:s3:::{a.bucket}", f"arn:aws:s3:::{a.bucket}/{keys}"]})
+    s3.put_bucket_policy(Bucket=a.bucket, Policy=json.dumps(policy))
+
+
+def only_operator_grant_without_s3(a: DcpAccount) -> None:
+    """The operator's managed grant, rewritten without s3:*."""
+    iam = a.client("iam")
+    arn = next(p["PolicyArn"] for p in iam.list_attached_user_policies(UserName=a.operator_user)["AttachedPolicies"])
+    doc = iam.get_policy_version(PolicyArn=arn, VersionId=iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"])[
+        "PolicyVersion"]["Document"]
+    doc = json.loads(doc) if isinstance(doc, str) else doc
+    for st in doc["Statement"]:
+        st["Action"] = [x for x in st["Action"] if not x.startswith("s3:")]
+    iam.create_policy_version(PolicyArn=arn, PolicyDocument=json.dumps(doc), SetAsDefault=True)
+
+
 def one_spec(doc: dict[str, Any]) -> None:
     doc["LaunchSpecifications"] = doc["LaunchSpecifications"][:1]
 
@@ -435,8 +456,13 @@ CASES: list[Case] = [
     Case("R02", "fail", "no ECS policy", lambda a, e: a.client("iam").detach_role_policy(
         RoleName=INSTANCE_ROLE, PolicyArn="arn:aws:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role"),
         "AmazonEC2ContainerServiceforEC2Role", issue="#200"),
-    Case("R02", "fail", "cannot read ecsconfigs", lambda a, e: a.client("iam").detach_role_policy(
+    # moto has no policy simulator: the local evaluation decides, and a local denial warns (never a BLOCKER fail).
+    Case("R02", "warn", "cannot read ecsconfigs (local evaluation)", lambda a, e: a.client("iam").detach_role_policy(
         RoleName=INSTANCE_ROLE, PolicyArn="arn:aws:iam::aws:policy/AmazonS3FullAccess"), "ecsconfigs"),
+    Case("R02", "pass", "ecsconfigs readable through the bucket policy only", lambda a, e: (
+        a.client("iam").detach_role_policy(RoleName=INSTANCE_ROLE, PolicyArn="arn:aws:iam::aws:policy/AmazonS3FullAccess"),
+        grant_in_bucket_policy(a, f"arn:aws:iam::{a.account_id}:role/{INSTANCE_ROLE}", "s3:GetObject",
+                               "ecsconfigs/*"))),
     Case("R03", "fail", "profile without role", lambda a, e: a.client("iam").remove_role_from_instance_profile(
         InstanceProfileName=INSTANCE_ROLE, RoleName=INSTANCE_ROLE), "holds no role", issue="#178"),
     Case("R04", "fail", "fleet role trusted by ec2", lambda a, e: a.client("iam").update_assume_role_policy(
@@ -446,8 +472,16 @@ CASES: list[Case] = [
         "AmazonEC2SpotFleetTaggingRole", issue="#131"),
     Case("R05", "warn", "spot SLR missing", lambda a, e: a.client("iam").delete_role(RoleName="AWSServiceRoleForEC2Spot"),
          "create-service-linked-role"),
-    Case("R06", "fail", "PassRole denied", lambda a, e: operator_policy(a, [
+    Case("R06", "warn", "PassRole denied (local evaluation)", lambda a, e: operator_policy(a, [
         {"Effect": "Deny", "Action": "iam:PassRole", "Resource": "*"}]), "PassRole"),
+    Case("R06", "warn", "PassRole on the task role denied (role_arn layout)", lambda a, e: (
+        role_arn_profile(a, e), a.client("iam").put_role_policy(
+            RoleName="DCPTaskRole", PolicyName="no-pass", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Deny", "Action": "iam:PassRole", "Resource": f"arn:aws:iam::{a.account_id}:role/DCPTaskRole"}]}))),
+        "DCPTaskRole to ecs-tasks.amazonaws.com"),
+    Case("R06", "warn", "PassRole only under a condition not evaluated locally", lambda a, e: operator_policy(a, [
+        {"Effect": "Deny", "Action": "iam:PassRole", "Resource": "*",
+         "Condition": {"IpAddress": {"aws:SourceIp": "198.51.100.0/24"}}}]), "cannot confirm"),
     Case("R07", "fail", "no monitor role", lambda a, e: [a.client("iam").detach_role_policy(
         RoleName="LambdaFullAccess", PolicyArn=p["PolicyArn"]) for p in a.client("iam").list_attached_role_policies(
         RoleName="LambdaFullAccess")["AttachedPolicies"]] and a.client("iam").delete_role(RoleName="LambdaFullAccess"),
@@ -491,9 +525,12 @@ CASES: list[Case] = [
     Case("S06", "warn", "customer KMS key", kms, "KMS"),
     Case("S07", "fail", "dotted source with s3fs", lambda a, e: a.edit_config(SOURCE_BUCKET=f"lab.images.{a.account_id}"),
          "dots", issue="#84"),
-    Case("S08", "fail", "operator may not write ecsconfigs", lambda a, e: operator_policy(a, [
+    Case("S08", "warn", "operator may not write ecsconfigs (local evaluation)", lambda a, e: operator_policy(a, [
         {"Effect": "Deny", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{a.bucket}/*"}]), "s3:PutObject",
         issue="#200"),
+    Case("S08", "pass", "S3 granted by the bucket policy only", lambda a, e: (
+        only_operator_grant_without_s3(a),
+        grant_in_bucket_policy(a, f"arn:aws:iam::{a.account_id}:user/{a.operator_user}", "s3:*", "*"))),
     Case("S09", "warn", "job objects missing", job=True, contains="not found"),
     Case("S09", "pass", "no WORKSPACE_BUCKET: the worker reads SOURCE_BUCKET", workspace_in_source, job=True),
     Case("S09", "pass", "job objects present", upload_job_objects, job=True),
