@@ -205,3 +205,7 @@ def entry() -> None:
         sys.stderr.flush()
     finally:
         os._exit(code)
+
+
+if __name__ == "__main__":
+    entry()

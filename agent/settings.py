@@ -35,6 +35,7 @@ class Settings:
     job: Path | None = None              # DCP job file
     python: str = ""                     # the interpreter DCP runs with
     repo_url: str = ""                   # where the clone should come from (bootstrap records it)
+    ssh_cidr: str = ""                   # the operator's address for fix's SSH rule (else --ssh-cidr, $SSH_CONNECTION)
     check_timeout: float = 10.0          # seconds per check
     budget: float = 30.0                 # seconds for the whole run
     enable: list[str] = field(default_factory=list)       # opt-in checks, e.g. ["N10"]
@@ -55,7 +56,7 @@ class Settings:
 
 
 _PATHS = {"dcp_clone", "config", "fleet", "job"}
-_STRINGS = {"python", "repo_url"}
+_STRINGS = {"python", "repo_url", "ssh_cidr"}
 _NUMBERS = {"check_timeout", "budget"}
 
 

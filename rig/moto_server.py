@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,9 +27,8 @@ class MotoServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> MotoServer:
-        exe = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or shutil.which("moto_server")
-        cmd = [exe, "-H", "127.0.0.1", "-p", str(self.port)] if exe else [
-            sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+        # moto's own server, with the few AWS behaviours it lacks patched in (rig/moto_main.py says which).
+        cmd = [sys.executable, "-m", "rig.moto_main", "-H", "127.0.0.1", "-p", str(self.port)]
         env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true", **self.extra_env}
         env.pop("MOTO_ACCOUNT_ID", None)
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115

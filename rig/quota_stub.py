@@ -23,6 +23,7 @@ class QuotaStub:
     def __init__(self, quotas: dict[str, float] | None = None) -> None:
         self.quotas: dict[str, float] = dict(DEFAULT_QUOTAS if quotas is None else quotas)
         self.calls = 0
+        self.requests: list[dict[str, Any]] = []   # RequestServiceQuotaIncrease calls, as AWS lists them
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -37,7 +38,15 @@ class QuotaStub:
                 stub.calls += 1
                 code = body.get("QuotaCode", "")
                 payload: dict[str, Any]
-                if target in ("GetServiceQuota", "GetAWSDefaultServiceQuota") and code in stub.quotas:
+                if target == "RequestServiceQuotaIncrease" and code in stub.quotas:
+                    # Shapes as botocore's service-quotas model gives them (RequestedServiceQuotaChange).
+                    change = {"Id": f"req-{len(stub.requests) + 1}", "ServiceCode": body.get("ServiceCode"),
+                              "QuotaCode": code, "DesiredValue": body.get("DesiredValue"), "Status": "PENDING"}
+                    stub.requests.append(change)
+                    status, payload = 200, {"RequestedQuota": change}
+                elif target == "ListRequestedServiceQuotaChangeHistoryByQuota":
+                    status, payload = 200, {"RequestedQuotas": [r for r in stub.requests if r["QuotaCode"] == code]}
+                elif target in ("GetServiceQuota", "GetAWSDefaultServiceQuota") and code in stub.quotas:
                     status, payload = 200, {"Quota": {
                         "ServiceCode": body.get("ServiceCode"), "QuotaCode": code,
                         "QuotaName": "Spot Instance Requests", "Value": stub.quotas[code], "Unit": "None"}}

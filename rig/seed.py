@@ -221,6 +221,82 @@ def admin_client(endpoint: str, service: str, region: str, keys: tuple[str, str]
     return c
 
 
+OPERATOR = "dcp-operator"
+
+
+def create_operator(iam: Any) -> dict[str, str]:
+    """The operator: an IAM user whose long-term keys live under [default], as DCP can hand them on."""
+    iam.create_user(UserName=OPERATOR)
+    policy_arn = iam.create_policy(PolicyName="DCPOperator",
+                                   PolicyDocument=json.dumps(OPERATOR_POLICY))["Policy"]["Arn"]
+    iam.attach_user_policy(UserName=OPERATOR, PolicyArn=policy_arn)
+    return dict(iam.create_access_key(UserName=OPERATOR)["AccessKey"])
+
+
+def write_node_files(home: Path, region: str, key: dict[str, str], bucket: str) -> tuple[Path, Path, Path]:
+    """A control node's ~/.aws (the operator's keys under [default]) and a DCP clone whose config.py names
+    this account's resources; (~/.aws, clone, config.py)."""
+    aws = home / ".aws"
+    aws.mkdir(exist_ok=True)
+    (aws / "config").write_text(f"[default]\nregion = {region}\noutput = json\n")
+    (aws / "credentials").write_text(f"[default]\naws_access_key_id = {key['AccessKeyId']}\n"
+                                     f"aws_secret_access_key = {key['SecretAccessKey']}\n")
+    os.chmod(aws / "credentials", 0o600)
+    clone = home / "Distributed-CellProfiler"
+    if clone.exists():
+        shutil.rmtree(clone)
+    make_dcp_worktree(clone)
+    for args in (("init", "-q", "-b", "master"), ("remote", "add", "origin", CANONICAL_URL), ("add", "-A"),
+                 ("commit", "-q", "-m", "clone")):
+        _git(*args, cwd=clone)
+    (clone / "lambda_function.py").write_text(monitor_source(bucket))
+    config_py = clone / "config.py"
+    config_py.write_text(set_config_values(
+        config_py.read_text(), APP_NAME=APP_NAME, AWS_REGION=region, AWS_PROFILE="default",
+        SSH_KEY_NAME=f"{KEY_NAME}.pem", AWS_BUCKET=bucket, SOURCE_BUCKET=bucket, WORKSPACE_BUCKET=bucket,
+        DESTINATION_BUCKET=bucket, ECS_CLUSTER="dcp-cluster", CLUSTER_MACHINES=2,
+        MACHINE_TYPE=MACHINE_TYPES, MACHINE_PRICE=0.20, SQS_DEAD_LETTER_QUEUE=DLQ,
+        SQS_MESSAGE_VISIBILITY=raw("10*60")))
+    return aws, clone, config_py
+
+
+def default_vpc_with_internet(ec2: Any) -> str:
+    """The default VPC, with the internet gateway and 0.0.0.0/0 route every real default VPC has."""
+    vpc = str(ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"])
+    if not ec2.describe_internet_gateways(Filters=[{"Name": "attachment.vpc-id", "Values": [vpc]}])[
+            "InternetGateways"]:
+        igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+        ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+        main = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]},
+                                                  {"Name": "association.main", "Values": ["true"]}])
+        ec2.create_route(RouteTableId=main["RouteTables"][0]["RouteTableId"],
+                         DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
+    return vpc
+
+
+def seed_empty_account(endpoint: str, home: Path, admin_keys: tuple[str, str] = ("testing", "testing"),
+                       region: str = REGION, account_id: str | None = None) -> DcpAccount:
+    """An account as AWS hands it over (a default VPC) plus the operator's user, and a control node whose
+    config.py is filled in but whose AWS side does not exist yet: no roles, bucket, queue, group, key pair or
+    fleet file. What ``dcp-agent fix`` and ``dcp-agent fleet`` start from."""
+    home.mkdir(parents=True, exist_ok=True)
+    iam, ec2, sts = (admin_client(endpoint, s, region, admin_keys, account_id) for s in ("iam", "ec2", "sts"))
+    account = account_id or sts.get_caller_identity()["Account"]
+    bucket = f"{BUCKET}-{account}"
+    key = create_operator(iam)
+    vpc = default_vpc_with_internet(ec2)
+    aws, clone, config_py = write_node_files(home, region, key, bucket)
+    acct = DcpAccount(
+        endpoint=endpoint, home=home, account_id=account, region=region, clone=clone, config_py=config_py,
+        fleet=clone / "files" / f"{APP_NAME}Fleet_{region}.json", job=clone / "files" / "exampleJob.json",
+        settings=home / ".config" / "dcp-agent" / "config.toml", aws_config=aws / "config",
+        aws_credentials=aws / "credentials", vpc_id=vpc, subnets=[], security_group="", image_id="",
+        operator_user=OPERATOR, access_key_id=key["AccessKeyId"], secret_access_key=key["SecretAccessKey"],
+        admin_keys=admin_keys)
+    acct.write_settings()
+    return acct
+
+
 def seed_healthy_account(endpoint: str, home: Path, admin_keys: tuple[str, str] = ("testing", "testing"),
                          region: str = REGION, account_id: str | None = None) -> DcpAccount:
     """Create the healthy account in moto and the control node's files under ``home``.
@@ -256,13 +332,8 @@ def seed_healthy_account(endpoint: str, home: Path, admin_keys: tuple[str, str] 
         iam.create_role(RoleName=name, Path=f"/aws-service-role/{TRUST[svc]}/",
                         AssumeRolePolicyDocument=trust_policy(TRUST[svc]))
 
-    # The operator: an IAM user whose long-term keys live under [default], as DCP can hand them on.
-    operator = "dcp-operator"
-    iam.create_user(UserName=operator)
-    policy_arn = iam.create_policy(PolicyName="DCPOperator",
-                                   PolicyDocument=json.dumps(OPERATOR_POLICY))["Policy"]["Arn"]
-    iam.attach_user_policy(UserName=operator, PolicyArn=policy_arn)
-    key = iam.create_access_key(UserName=operator)["AccessKey"]
+    key = create_operator(iam)
+    operator = OPERATOR
 
     # S3: one bucket for logs and data, accepting CloudWatch log exports.
     if region == "us-east-1":
@@ -277,17 +348,9 @@ def seed_healthy_account(endpoint: str, home: Path, admin_keys: tuple[str, str] 
     sqs.create_queue(QueueName=DLQ, Attributes={"MessageRetentionPeriod": "1209600"})
 
     # EC2: default VPC with an internet route, a worker SG with SSH from the operator, a key pair.
-    vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    vpc = default_vpc_with_internet(ec2)
     subnets = sorted(ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"],
                      key=lambda s: s["AvailabilityZone"])[:2]
-    if not ec2.describe_internet_gateways(Filters=[{"Name": "attachment.vpc-id", "Values": [vpc]}])[
-            "InternetGateways"]:
-        igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
-        ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
-        main = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]},
-                                                  {"Name": "association.main", "Values": ["true"]}])
-        ec2.create_route(RouteTableId=main["RouteTables"][0]["RouteTableId"],
-                         DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
     sg = ec2.create_security_group(GroupName="dcp-workers", Description="DCP workers", VpcId=vpc)["GroupId"]
     ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=[{
         "IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
@@ -303,30 +366,9 @@ def seed_healthy_account(endpoint: str, home: Path, admin_keys: tuple[str, str] 
     os.chmod(ssh, 0o700)
     (ssh / f"{KEY_NAME}.pem").write_text(private)
     os.chmod(ssh / f"{KEY_NAME}.pem", 0o600)
-    aws = home / ".aws"
-    aws.mkdir(exist_ok=True)
-    (aws / "config").write_text(f"[default]\nregion = {region}\noutput = json\n")
-    (aws / "credentials").write_text(f"[default]\naws_access_key_id = {key['AccessKeyId']}\n"
-                                     f"aws_secret_access_key = {key['SecretAccessKey']}\n")
-    os.chmod(aws / "credentials", 0o600)
-
-    clone = home / "Distributed-CellProfiler"
-    if clone.exists():
-        shutil.rmtree(clone)
-    make_dcp_worktree(clone)
-    for args in (("init", "-q", "-b", "master"), ("remote", "add", "origin", CANONICAL_URL), ("add", "-A"),
-                 ("commit", "-q", "-m", "clone")):
-        _git(*args, cwd=clone)
-    (clone / "lambda_function.py").write_text(monitor_source(bucket))
+    aws, clone, config_py = write_node_files(home, region, key, bucket)
     seed_auto_monitor(client("lambda"), client("sns"), (clone / "lambda_function.py").read_bytes(),
                       f"arn:aws:iam::{account}:role/LambdaFullAccess")
-    config_py = clone / "config.py"
-    config_py.write_text(set_config_values(
-        config_py.read_text(), APP_NAME=APP_NAME, AWS_REGION=region, AWS_PROFILE="default",
-        SSH_KEY_NAME=f"{KEY_NAME}.pem", AWS_BUCKET=bucket, SOURCE_BUCKET=bucket, WORKSPACE_BUCKET=bucket,
-        DESTINATION_BUCKET=bucket, ECS_CLUSTER="dcp-cluster", CLUSTER_MACHINES=2,
-        MACHINE_TYPE=MACHINE_TYPES, MACHINE_PRICE=0.20, SQS_DEAD_LETTER_QUEUE=DLQ,
-        SQS_MESSAGE_VISIBILITY=raw("10*60")))
 
     example = json.loads((FIXTURES / f"exampleFleet_{'us-east-1'}.json").read_text())
     spec_template = example["LaunchSpecifications"][0]

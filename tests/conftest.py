@@ -13,6 +13,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings as hypothesis_settings
@@ -23,7 +24,7 @@ from rig.moto_server import MotoServer
 from rig.nodes import bootstrap_layer
 from rig.quota_stub import DEFAULT_QUOTAS, QuotaStub
 from rig.sandbox import Sandbox, can_sandbox, ensure_base, keypair
-from rig.seed import DcpAccount, seed_healthy_account
+from rig.seed import DcpAccount, seed_empty_account, seed_healthy_account
 
 ROOT = Path(__file__).resolve().parent.parent
 RIG = ROOT / "rig"
@@ -133,20 +134,31 @@ _accounts = itertools.count(1)
 ACCOUNTS_BEFORE_RESET = 8
 
 
-@pytest.fixture
-def account(moto: MotoServer, quotas: QuotaStub, tmp_path: Path,
-            monkeypatch: pytest.MonkeyPatch) -> Iterator[DcpAccount]:
-    """A freshly seeded healthy DCP account (a moto account of its own) and a control-node home;
-    the test's environment points at it as a DCP user's shell would."""
+def _fresh(moto: MotoServer, quotas: QuotaStub, monkeypatch: pytest.MonkeyPatch, seed: Any, home: Path) -> DcpAccount:
     n = next(_accounts)
     if n % ACCOUNTS_BEFORE_RESET == 0:
         moto.reset()
     quotas.quotas.clear()
     quotas.quotas.update(DEFAULT_QUOTAS)
-    acct = seed_healthy_account(moto.endpoint, tmp_path / "home", account_id=f"{200000000000 + n:012d}")
+    quotas.requests.clear()
+    acct: DcpAccount = seed(moto.endpoint, home, account_id=f"{200000000000 + n:012d}")
     acct.extra_env["AWS_ENDPOINT_URL_SERVICE_QUOTAS"] = quotas.endpoint
     for key, value in acct.env().items():
         monkeypatch.setenv(key, value)
     for key in [k for k in os.environ if k.startswith("AWS_") and k not in acct.env()]:
         monkeypatch.delenv(key)
-    yield acct
+    return acct
+
+
+@pytest.fixture
+def account(moto: MotoServer, quotas: QuotaStub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DcpAccount:
+    """A freshly seeded healthy DCP account (a moto account of its own) and a control-node home;
+    the test's environment points at it as a DCP user's shell would."""
+    return _fresh(moto, quotas, monkeypatch, seed_healthy_account, tmp_path / "home")
+
+
+@pytest.fixture
+def empty_account(moto: MotoServer, quotas: QuotaStub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DcpAccount:
+    """A fresh account with only its default VPC and the operator's user, and a control node whose config.py
+    is filled in (see rig.seed.seed_empty_account); the environment points at it."""
+    return _fresh(moto, quotas, monkeypatch, seed_empty_account, tmp_path / "home")

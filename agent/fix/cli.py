@@ -1,0 +1,104 @@
+"""``dcp-agent fix``: show the plan; with --apply, make it (asking once on a terminal), then check again."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from agent.context import Context
+from agent.fix.plan import Kind, Plan, Step
+from agent.fix.planner import Applied, Options, apply, make_plan
+from agent.model import RunOutcome, Status
+from agent.registry import select
+from agent.runner import run
+from agent.settings import Settings
+
+MARK = {Kind.CREATE: "+", Kind.MODIFY: "~", Kind.HUMAN: "?"}
+
+
+def _line(step: Step) -> str:
+    actions = f"  [{', '.join(step.actions)}]" if step.actions else ""
+    return f"  {MARK[step.kind]} {'/'.join(step.codes):<7} {step.resource}: {step.kind}: {step.change}{actions}"
+
+
+def render_plan(plan: Plan) -> str:
+    lines = [_line(s) for s in plan.changes] + [_line(s) for s in plan.human]
+    creates = sum(1 for s in plan.changes if s.kind == Kind.CREATE)
+    modifies = len(plan.changes) - creates
+    lines.append(f"Plan: {creates} to create, {modifies} to modify, {len(plan.human)} for a person "
+                 "(nothing is ever deleted).")
+    return "\n".join(lines)
+
+
+def _confirm(count: int) -> bool:
+    sys.stdout.write(f"Apply these {count} changes? [y/N] ")
+    sys.stdout.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+def _recheck(settings: Settings, ctx: Context, applied: Applied) -> RunOutcome | None:
+    codes = sorted({c for s in applied.done for c in s.codes})
+    if not codes:
+        return None
+    fresh = Context(settings, config=ctx.config_path, fleet=ctx.fleet.path if ctx.fleet else None)
+    return run(select(settings, only=codes), fresh)
+
+
+def run_fix(args: argparse.Namespace, settings: Settings, ctx: Context) -> int:
+    plan, _ = make_plan(settings, ctx, Options(ssh_cidr=args.ssh_cidr, request_quota=args.request_quota))
+    if plan.problems:
+        for p in plan.problems:
+            print(f"dcp-agent: {p}", file=sys.stderr)
+        print("dcp-agent: nothing was changed", file=sys.stderr)
+        return 2
+    if not args.apply:
+        if args.json:
+            print(json.dumps({"plan": plan.as_json()}, indent=2, ensure_ascii=False))
+        else:
+            print(render_plan(plan) if plan.steps else "Nothing to change: every check fix can cure passes.")
+        return 0
+    if not plan.changes:
+        msg = "No changes: everything fix can do is done" + (
+            f"; {len(plan.human)} steps need a person:" if plan.human else ".")
+        if args.json:
+            print(json.dumps({"plan": plan.as_json(), "applied": [], "failed": []}, indent=2, ensure_ascii=False))
+        else:
+            print("\n".join([msg, *(_line(s) for s in plan.human)]))
+        return 0
+    if not args.json:
+        print(render_plan(plan))
+    if not args.yes:
+        if not (sys.stdin.isatty() and sys.stdout.isatty()) or os.environ.get("CI"):
+            print("dcp-agent: not a terminal: pass --yes to apply without asking (nothing was changed)",
+                  file=sys.stderr)
+            return 2
+        if not _confirm(len(plan.changes)):
+            print("Nothing was changed.")
+            return 0
+    applied = apply(plan, ctx)
+    after = _recheck(settings, ctx, applied)
+    if args.json:
+        print(json.dumps({"plan": plan.as_json(), "applied": [s.as_json() for s in applied.done],
+                          "failed": [dict(s.as_json(), error=why) for s, why in applied.failed],
+                          "skipped": [s.as_json() for s in applied.skipped],
+                          "checks": [r.as_json() for r in after.results] if after else []},
+                         indent=2, ensure_ascii=False))
+    else:
+        for s in applied.done:
+            print(f"  done    {s.resource}: {s.change}")
+        for s, why in applied.failed:
+            print(f"  FAILED  {s.resource}: {s.change}: {why}")
+        for s in applied.skipped:
+            print(f"  skipped {s.resource}: {s.change} (an earlier step on it failed)")
+        print(f"Applied {len(applied.done)} of {len(plan.changes)} changes"
+              + (f", {len(applied.failed)} failed" if applied.failed else "") + ".")
+        if after:
+            from agent.report import render
+
+            print("Checks of what changed:")
+            render(after)
+    cured = {c for st in applied.done for c in st.codes}
+    still = [r for r in (after.results if after else []) if r.code in cured and r.status in (Status.FAIL, Status.ERROR)]
+    return 0 if not applied.failed and not still else 1

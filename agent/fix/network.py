@@ -1,0 +1,172 @@
+"""The EC2 part of a fix: the workers' security group with one SSH rule for the operator, and the key pair.
+
+The group is the fleet file's first one when there is a fleet file; otherwise fix creates (once, tagged)
+``dcp-workers`` in the default VPC, which ``dcp-agent fleet`` then writes into the fleet file. The key pair
+is imported from ``~/.ssh/<name>.pub`` when that exists; otherwise AWS makes one and fix saves the private
+key as ``~/.ssh/<name>.pem`` (mode 0600), never over an existing file.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agent.checks.network import _allows
+from agent.facts import ec2
+from agent.fix.plan import Kind, Step
+from agent.fix.tags import WORKER_SG_NAME
+from agent.fix.writes import client, ec2_tags, exists_ok
+
+if TYPE_CHECKING:
+    from agent.context import Context
+
+SSH_RULE_NOTE = "SSH from the DCP operator (dcp-agent fix)"
+
+
+def operator_cidr(explicit: str | None, configured: str) -> str | None:
+    """The operator's address as a CIDR: --ssh-cidr, else the settings' ssh_cidr, else the client end of
+    $SSH_CONNECTION (the address this shell's SSH session came from). Never looked up on the network."""
+    conn = os.environ.get("SSH_CONNECTION", "").split()
+    value = explicit or configured or (conn[0] if conn else "")
+    if not value:
+        return None
+    try:
+        net = ipaddress.ip_network(value if "/" in value else f"{value}/{32 if ':' not in value else 128}",
+                                   strict=False)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address or CIDR (e.g. --ssh-cidr 203.0.113.7/32)") from None
+    if net.prefixlen == 0:
+        raise ValueError(f"{value} would open SSH to the whole internet; give your own address (e.g. x.y.z.w/32)")
+    return str(net)
+
+
+def _group_steps(ctx: Context, vpc: str) -> tuple[list[Step], str, dict[str, Any] | None]:
+    """The workers' group when no fleet file names one: ``dcp-workers`` in ``vpc``, created when missing."""
+    group = ec2.group_named(ctx, vpc, WORKER_SG_NAME)
+    res = f"ec2 security-group {WORKER_SG_NAME} ({vpc})"
+    if group is not None:
+        return [], res, group
+
+    def create(ctx: Context) -> None:
+        with exists_ok():
+            client(ctx, "ec2").create_security_group(
+                GroupName=WORKER_SG_NAME, VpcId=vpc, Description="DCP workers (created by dcp-agent fix)",
+                TagSpecifications=ec2_tags("security-group"))
+
+    return [Step(("N02",), res, Kind.CREATE, "all outbound allowed, no inbound yet",
+                 ("ec2:CreateSecurityGroup", "ec2:CreateTags"), create)], res, None
+
+
+def plan_ssh(ctx: Context, cidr: str | None) -> list[Step]:
+    steps: list[Step] = []
+    fleet_groups = ctx.fleet.security_groups() if ctx.fleet and not ctx.fleet.error else []
+    if fleet_groups:
+        found = ec2.security_groups(ctx, (fleet_groups[0],))
+        group = found.get(fleet_groups[0])
+        if group is None:
+            return []   # N02 says the fleet names a group that does not exist: for a person to fix
+        res, vpc = f"ec2 security-group {fleet_groups[0]}", str(group.get("VpcId", ""))
+    else:
+        vpc_id = ec2.default_vpc(ctx)
+        if vpc_id is None:
+            return [Step(("N01",), "ec2 vpc", Kind.HUMAN, "this region has no default VPC: create one "
+                         f"(aws ec2 create-default-vpc --region {ctx.region}) or name subnets and a group in a fleet "
+                         "file (dcp-agent fleet --vpc … --security-group …)")]
+        steps, res, group = _group_steps(ctx, vpc_id)
+        vpc = vpc_id
+    if cidr is None:
+        return [*steps, Step(("N04",), res, Kind.HUMAN, "SSH from your address: run again with --ssh-cidr "
+                             "<your public IP>/32 (or set ssh_cidr in the settings)")]
+    net = ipaddress.ip_network(cidr)
+    if group is not None and _allows(group.get("IpPermissions", []), 22,
+                                     lambda c: c is not None and _covers(c, net)):
+        return steps
+    family = "Ipv6Ranges" if net.version == 6 else "IpRanges"
+    key = "CidrIpv6" if net.version == 6 else "CidrIp"
+    rule = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, family: [{key: cidr, "Description": SSH_RULE_NOTE}]}
+    name = fleet_groups[0] if fleet_groups else None
+
+    def authorize(ctx: Context) -> None:
+        group_id = name or _group_id(ctx, vpc)
+        with exists_ok():
+            client(ctx, "ec2").authorize_security_group_ingress(
+                GroupId=group_id, IpPermissions=[rule], TagSpecifications=ec2_tags("security-group-rule"))
+
+    return [*steps, Step(("N04",), res, Kind.MODIFY, f"add one inbound rule: tcp/22 from {cidr}",
+                         ("ec2:AuthorizeSecurityGroupIngress", "ec2:CreateTags"), authorize, after=res)]
+
+
+def _covers(cidr: str, net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    try:
+        rule = ipaddress.ip_network(cidr, strict=False)
+    except ValueError:
+        return False
+    return rule.version == net.version and net.subnet_of(rule)   # type: ignore[arg-type]
+
+
+def _group_id(ctx: Context, vpc: str) -> str:
+    """The id of the group created earlier in this apply (a fresh read: the plan's read saw none)."""
+    groups = client(ctx, "ec2").describe_security_groups(Filters=[
+        {"Name": "vpc-id", "Values": [vpc]}, {"Name": "group-name", "Values": [WORKER_SG_NAME]}])["SecurityGroups"]
+    return str(groups[0]["GroupId"])
+
+
+def key_name(ctx: Context) -> str | None:
+    if ctx.fleet and not ctx.fleet.error:
+        names = [s["KeyName"] for s in ctx.fleet.specs if isinstance(s.get("KeyName"), str)]
+        if names:
+            return names[0]
+    value = ctx.config.get("SSH_KEY_NAME")
+    if isinstance(value, str) and value:
+        return value.removesuffix(".pem")
+    return None
+
+
+def plan_key(ctx: Context, problems: list[str]) -> list[Step]:
+    name = key_name(ctx)
+    if not name or ec2.key_pair_exists(ctx, name):
+        return []
+    ssh = Path.home() / ".ssh"
+    public, private = ssh / f"{name}.pub", ssh / f"{name}.pem"
+    res = f"ec2 key-pair {name}"
+    if public.is_file():
+        material = public.read_bytes()
+
+        def imp(ctx: Context) -> None:
+            with exists_ok():
+                client(ctx, "ec2").import_key_pair(KeyName=name, PublicKeyMaterial=material,
+                                                   TagSpecifications=ec2_tags("key-pair"))
+
+        return [Step(("N09",), res, Kind.CREATE, f"import {public}", ("ec2:ImportKeyPair", "ec2:CreateTags"), imp)]
+    if private.exists():
+        problems.append(f"{private} exists but key pair {name!r} is not in {ctx.region}: import its public key "
+                        f"(ssh-keygen -y -f {private} > {public}) and run fix again")
+        return []
+    if not _writable_dir(ssh):
+        problems.append(f"cannot write the new private key into {ssh}: make it a directory you can write "
+                        "(mkdir -m 700 ~/.ssh)")
+        return []
+
+    def create(ctx: Context) -> None:
+        ssh.mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)   # never over an existing file
+        try:
+            key = client(ctx, "ec2").create_key_pair(KeyName=name, KeyType="ed25519",
+                                                     TagSpecifications=ec2_tags("key-pair"))
+        except BaseException:
+            os.close(fd)
+            private.unlink()
+            raise
+        with os.fdopen(fd, "w") as f:
+            f.write(key["KeyMaterial"])
+
+    return [Step(("N09",), res, Kind.CREATE, f"new ed25519 key pair; the private key saved as {private} (mode 0600)",
+                 ("ec2:CreateKeyPair", "ec2:CreateTags"), create)]
+
+
+def _writable_dir(path: Path) -> bool:
+    if path.exists():
+        return path.is_dir() and os.access(path, os.W_OK | os.X_OK)
+    return os.access(path.parent, os.W_OK | os.X_OK)

@@ -1,0 +1,139 @@
+"""Compute a plan from the current state, and apply it.
+
+The checks run first, on the same fact cache: their results say what is wrong (and become the
+needs-a-human steps where no planner can cure it), and their reads are shared with the planners. A step
+fails on its own: the steps after it that need the same resource are skipped, the others still run.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from agent.context import REGION_RE
+from agent.facts import aws, quotas
+from agent.facts.core import AwsError, translate
+from agent.fix import awsconfig, iam, network, storage
+from agent.fix.plan import Kind, Plan, Step
+from agent.fix.writes import client
+from agent.model import Result, RunOutcome, Severity, Status
+from agent.registry import select
+from agent.runner import run
+
+if TYPE_CHECKING:
+    from agent.context import Context
+    from agent.settings import Settings
+
+# A check that still fails or warns at or above this severity, with no planned step for it, is listed for a person.
+HUMAN_SEVERITIES = (Severity.BLOCKER, Severity.HIGH)
+_QUOTA_CMD = re.compile(r"--quota-code (L-[0-9A-F]+) --desired-value (\d+)")
+
+
+@dataclass
+class Options:
+    ssh_cidr: str | None = None
+    request_quota: bool = False
+
+
+@dataclass
+class Applied:
+    done: list[Step] = field(default_factory=list)
+    failed: list[tuple[Step, str]] = field(default_factory=list)
+    skipped: list[Step] = field(default_factory=list)
+
+
+def _usable(outcome: RunOutcome, ctx: Context) -> list[str]:
+    """Problems that make any change unsafe to plan: no identity, or no region to make it in."""
+    problems = []
+    i01 = next((r for r in outcome.results if r.code == "I01"), None)
+    if i01 is not None and i01.status in (Status.FAIL, Status.ERROR, Status.SKIP):
+        problems.append(f"{i01.message} ({i01.fix})" if i01.fix else f"no usable AWS credentials: {i01.message}")
+    region = ctx.config.get("AWS_REGION")
+    if not (isinstance(region, str) and REGION_RE.match(region)):
+        problems.append(f"config.py's AWS_REGION {region!r} is not a region: set it (e.g. 'us-east-1') in "
+                        f"{ctx.config_path}")
+    elif region not in aws.known_regions(ctx):
+        problems.append(f"config.py's AWS_REGION {region!r} is not a region AWS has: fix it in {ctx.config_path}")
+    return problems
+
+
+def _quota_steps(results: list[Result], options: Options, ctx: Context) -> list[Step]:
+    z01 = next((r for r in results if r.code == "Z01" and r.status in (Status.FAIL, Status.WARN)), None)
+    if z01 is None or not options.request_quota:
+        return []
+    steps = []
+    # Z01's fix is the AWS CLI command for the increase; its two arguments are what the API call takes.
+    for code, value in _QUOTA_CMD.findall(z01.fix):
+        if any(v >= float(value) for v in quotas.open_requests(ctx, code)):
+            continue   # an open request for at least this much exists: filing again would only duplicate it
+
+        def request(ctx: Context, code: str = code, value: str = value) -> None:
+            client(ctx, "service-quotas").request_service_quota_increase(
+                ServiceCode="ec2", QuotaCode=code, DesiredValue=float(value))
+
+        steps.append(Step(("Z01",), f"service-quota ec2/{code}", Kind.CREATE,
+                          f"request an increase to {value} vCPUs (AWS decides; it may take days)",
+                          ("servicequotas:RequestServiceQuotaIncrease",), request))
+    return steps
+
+
+def _human(results: list[Result], covered: set[str]) -> list[Step]:
+    steps = []
+    for r in results:
+        if r.code in covered or r.status in (Status.PASS, Status.SKIP):
+            continue
+        if r.status == Status.WARN and r.severity not in HUMAN_SEVERITIES:
+            continue
+        what = f"{r.message} → {r.fix}" if r.fix else r.message
+        steps.append(Step((r.code,), r.title, Kind.HUMAN, what))
+    return steps
+
+
+def make_plan(settings: Settings, ctx: Context, options: Options) -> tuple[Plan, RunOutcome]:
+    outcome = run(select(settings), ctx)
+    results = outcome.results
+    plan = Plan(problems=_usable(outcome, ctx))
+    if plan.problems:
+        return plan, outcome
+    failing = {r.code for r in results if r.status in (Status.FAIL, Status.WARN, Status.ERROR)}
+    cidr = network.operator_cidr(options.ssh_cidr, settings.ssh_cidr)
+    steps: list[Step] = []
+    steps += awsconfig.plan(ctx, plan.problems)
+    steps += iam.plan(ctx)
+    steps += storage.plan_bucket(ctx, failing)
+    steps += storage.plan_queue(ctx)
+    steps += network.plan_ssh(ctx, cidr)
+    steps += network.plan_key(ctx, plan.problems)
+    steps += _quota_steps(results, options, ctx)
+    if ctx.fleet is None or (ctx.fleet.error and not (ctx.fleet.path and ctx.fleet.path.exists())):
+        where = ctx.fleet.path if ctx.fleet and ctx.fleet.path else "a fleet file"
+        steps.append(Step(("F01",), f"file {where}", Kind.HUMAN,
+                          "there is no fleet file: write one for this account with 'dcp-agent fleet' once this "
+                          "plan is applied (it uses the roles, group and key pair above)"))
+    covered = {c for s in steps for c in s.codes}
+    plan.steps = steps + _human(results, covered)
+    return plan, outcome
+
+
+def apply(plan: Plan, ctx: Context) -> Applied:
+    """Run the plan's changes in order; a failed step skips the later steps on the same resource."""
+    out = Applied()
+    broken: set[str] = set()
+    aws.identity(ctx)   # the same identity the plan was made with (cached)
+    for step in plan.changes:
+        if step.resource in broken or (step.after and step.after in broken):
+            out.skipped.append(step)
+            continue
+        assert step.run is not None
+        try:
+            step.run(ctx)
+        except Exception as e:
+            err = translate(e)
+            why = f"{err.code}: {err.message}" if isinstance(err, AwsError) and err.message else (
+                err.code if isinstance(err, AwsError) else f"{type(e).__name__}: {e}")
+            out.failed.append((step, why))
+            broken.add(step.resource)
+            continue
+        out.done.append(step)
+    return out
