@@ -58,7 +58,7 @@ def parse(form: dict[str, list[str]]) -> Asked:
         types[key] = (form.get(f"ContextEntries.member.{n}.ContextKeyType") or [""])[0]
         n += 1
     return Asked((form.get("PolicySourceArn") or [""])[0], _members(form, "ActionNames"),
-                 _members(form, "ResourceArns") or ["*"], context, (form.get("ResourcePolicy") or [None])[0],
+                 _members(form, "ResourceArns") or ["*"], context, (form.get("ResourcePolicy") or [""])[0] or None,
                  int((form.get("Marker") or ["0"])[0] or 0), types)
 
 
