@@ -26,7 +26,6 @@ import contextlib
 import difflib
 import json
 import os
-import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,21 +44,6 @@ INSTANCE_PROFILE = "ecsInstanceRole"
 FLEET_ROLE = "aws-ec2-spot-fleet-tagging-role"
 SECOND_DEVICE = "/dev/xvdcz"      # DCP's example: the device whose size run.py sets from EBS_VOL_SIZE
 MIN_ROOT_GB = 30                  # when EBS_VOL_SIZE is not a number
-
-
-def partition_of(region: str) -> str:
-    """The ARN partition of a region (aws, aws-cn, aws-us-gov, …), from botocore's offline partitions file:
-    the region's own entry, else the partition whose region pattern matches it; ``aws`` when none does."""
-    from botocore.loaders import create_loader
-
-    parts = create_loader().load_data("partitions").get("partitions", [])
-    for p in parts:
-        if region in p.get("regions", {}):
-            return str(p["id"])
-    for p in parts:
-        if p.get("regionRegex") and re.match(p["regionRegex"], region):
-            return str(p["id"])
-    return "aws"
 
 
 @dataclass
@@ -253,12 +237,12 @@ def build(args: argparse.Namespace, ctx: Context) -> tuple[dict[str, Any], list[
         ctx.facts.prefetch(ec2.default_vpc)
 
     me = aws.identity(ctx)
-    partition = partition_of(region)
+    partition = aws.partition(ctx, region)
     if me.partition != partition:
         raise ValueError(f"your credentials are in partition {me.partition}, but AWS_REGION {region} is in "
                          f"{partition}")
-    profile_arn = f"arn:{partition}:iam::{me.account}:instance-profile/{INSTANCE_PROFILE}"
-    fleet_role_arn = f"arn:{partition}:iam::{me.account}:role/{FLEET_ROLE}"
+    profile_arn = aws.arn(ctx, "iam", f"instance-profile/{INSTANCE_PROFILE}", account=me.account)
+    fleet_role_arn = aws.arn(ctx, "iam", f"role/{FLEET_ROLE}", account=me.account)
 
     try:
         ami = ssm.ecs_ami(ctx, args.ami_family)

@@ -8,6 +8,7 @@ knows: no image is registered here. The case where it is not comes from a fact o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -19,7 +20,7 @@ from agent import fleetgen
 from agent import settings as settings_mod
 from agent.cli import main
 from agent.context import Context
-from agent.facts import ssm
+from agent.facts import aws, ssm
 from agent.fix.tags import TAG_KEY, TAG_VALUE, WORKER_SG_NAME
 from agent.model import Status
 from rig.seed import FLEET_ROLE, INSTANCE_ROLE, KEY_NAME, MACHINE_TYPES, DcpAccount
@@ -270,11 +271,29 @@ def test_a_vpc_of_its_own_with_fix_s_group_and_no_auto_assigned_addresses(
     assert code == 2 and err.count("\n") == 1 and f"not in {vpc}" in err
 
 
-@pytest.mark.parametrize("region,partition", [("us-east-1", "aws"), ("eu-central-1", "aws"),
-                                              ("cn-north-1", "aws-cn"), ("us-gov-west-1", "aws-us-gov"),
-                                              ("us-gov-east-9", "aws-us-gov")])
-def test_arn_partition_comes_from_the_region(region: str, partition: str) -> None:
-    assert fleetgen.partition_of(region) == partition
+def test_arns_are_in_the_region_s_partition(account: DcpAccount, tmp_path: Path) -> None:
+    """The ARNs take the partition of AWS_REGION (botocore's partitions file), not a hard-coded arn:aws; a
+    region of another partition than the credentials' is one line. The partition is answered by override:
+    the seeded account lives in us-east-1."""
+    settings = settings_mod.load(account.settings)
+    identity = aws.identity(Context(settings))
+    ctx = Context(settings)
+    ctx.facts.override(aws.partition, lambda _ctx, region: "aws-cn")
+    ctx.facts.override(aws.identity, lambda _ctx, session="operator": dataclasses.replace(
+        identity, arn=identity.arn.replace("arn:aws:", "arn:aws-cn:")))
+    out_file = tmp_path / "f.json"
+    assert fleetgen.run_fleet(main_args(out=out_file), settings, ctx, echo=lambda _line: None) == 0
+    doc = json.loads(out_file.read_text())
+    assert doc["IamFleetRole"] == f"arn:aws-cn:iam::{account.account_id}:role/{FLEET_ROLE}"
+    assert {s["IamInstanceProfile"]["Arn"] for s in doc["LaunchSpecifications"]} == {
+        f"arn:aws-cn:iam::{account.account_id}:instance-profile/{INSTANCE_ROLE}"}
+
+    ctx = Context(settings)
+    ctx.facts.override(aws.partition, lambda _ctx, region: "aws-us-gov")
+    with pytest.raises(ValueError, match=r"^your credentials are in partition aws, but AWS_REGION us-east-1 is "
+                                         r"in aws-us-gov$"):
+        fleetgen.run_fleet(main_args(out=tmp_path / "g.json"), settings, ctx, echo=lambda _line: None)
+    assert not (tmp_path / "g.json").exists()
 
 
 class _Ssm:
