@@ -377,3 +377,31 @@ def test_bad_machine_types_are_one_line(account: DcpAccount, capsys: pytest.Capt
     code, out, err = fleet(capsys)
     assert (code, out) == (2, "") and err.count("\n") == 1 and message in err, err
     assert not account.fleet.exists()
+
+
+def test_the_installed_command_writes_and_refuses(account: DcpAccount) -> None:
+    """The console script, as a user runs it: the file, then a refusal (one line on stderr, the diff on
+    stdout) once config.py changes, and a missing config.py is one line too."""
+    import subprocess
+    import sys
+
+    agent = str(Path(sys.executable).parent / "dcp-agent")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([agent, "fleet", *args], capture_output=True, text=True, env=dict(os.environ),
+                              timeout=120, check=False, stdin=subprocess.DEVNULL)
+
+    account.fleet.unlink()
+    p = run()
+    assert (p.returncode, p.stderr) == (0, ""), p.stderr
+    assert json.loads(account.fleet.read_text())["LaunchSpecifications"]
+    account.edit_config(EBS_VOL_SIZE=60)
+    before = account.fleet.read_text()
+    p = run()
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "Traceback" not in p.stdout + p.stderr
+    assert '-            "VolumeSize": 40,\n+            "VolumeSize": 60,' in p.stdout
+    assert account.fleet.read_text() == before
+    account.config_py.unlink()
+    p = run()
+    assert (p.returncode, p.stdout) == (2, "")
+    assert p.stderr == f"dcp-agent: cannot use config.py: {account.config_py} does not exist\n"
