@@ -27,8 +27,19 @@ HINTS = {
 ARN_ACCOUNT = re.compile(r"^arn:[a-z-]+:iam::(\d{12}):")
 
 
+def _region_disabled(ctx: Context) -> bool:
+    """Whether STS's InvalidClientTokenId means the region, not the keys: a region the account has not opted
+    into rejects every signature with that code. EC2's DescribeRegions (asked where the account surely works)
+    tells; if that too refuses the keys, they are the problem."""
+    try:
+        return aws.region_opt_in(ctx, ctx.region) == "not-opted-in"
+    except Exception:
+        return False
+
+
 @check("I01", "identity.credentials", "AWS credentials are valid", Severity.BLOCKER,
-       needs=(gates.AWS_FILES,), actions=("sts:GetCallerIdentity",), provides=gates.CREDENTIALS)
+       needs=(gates.AWS_FILES,), actions=("sts:GetCallerIdentity", *aws.region_opt_in.actions),
+       provides=gates.CREDENTIALS)
 def credentials(ctx: Context) -> Finding:
     try:
         ident = aws.identity(ctx)
@@ -43,6 +54,11 @@ def credentials(ctx: Context) -> Finding:
         if err.code in ("PartialCredentialsError", "InvalidConfigError", "CredentialRetrievalError",
                         "SSOTokenLoadError", "UnauthorizedSSOTokenError", "TokenRetrievalError"):
             return fail(f"{err.code}: {err.message}", "aws configure, or aws sso login for SSO profiles")
+        if err.code in ("InvalidClientTokenId", "UnrecognizedClientException") and _region_disabled(ctx):
+            return fail(f"region {ctx.region} is not enabled for this account: AWS rejects every request there "
+                        f"({err.code}), the keys are fine", f"enable {ctx.region} (aws account enable-region "
+                        f"--region-name {ctx.region}, or the console's Account page), or set AWS_REGION in "
+                        "config.py and region in ~/.aws/config to an enabled region")
         if err.code in HINTS:
             return fail(f"AWS rejected the credentials ({err.code})", HINTS[err.code])
         raise

@@ -126,6 +126,27 @@ def arn(ctx: Context, service: str, resource: str, *, region: str = "", account:
     return f"arn:{partition(ctx, ctx.region)}:{service}:{region}:{account}:{resource}"
 
 
+def home_region(ctx: Context, region: str) -> str:
+    """A region of the same partition that every account has enabled (the partition's implicit global region:
+    us-east-1, us-gov-west-1, cn-northwest-1 …)."""
+    pid = partition(ctx, region)
+    for p in _partitions():
+        if p.get("id") == pid:
+            return str((p.get("outputs") or {}).get("implicitGlobalRegion") or "us-east-1")
+    return "us-east-1"
+
+
+@fact("ec2:DescribeRegions")
+def region_opt_in(ctx: Context, region: str) -> str | None:
+    """EC2's optInStatus of ``region`` for this account (opt-in-not-required, opted-in, not-opted-in), asked in
+    the partition's home region, which every account has enabled; None when EC2 does not list the region."""
+    resp = ctx.client("ec2", home_region(ctx, region)).describe_regions(AllRegions=True, RegionNames=[region])
+    for r in resp.get("Regions", []):
+        if r.get("RegionName") == region:
+            return str(r.get("OptInStatus") or "") or None
+    return None
+
+
 @dataclass(frozen=True)
 class CredentialInfo:
     method: str                 # botocore's name for where they came from: env, shared-credentials-file, iam-role …
