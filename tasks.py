@@ -28,16 +28,17 @@ def demo(c: Context) -> None:
     "connect_timeout": "seconds to wait for SSH (default 10)",
     "accept_new_host_keys": "trust hosts not yet in known_hosts and add them (a changed key is always refused)",
     "known_hosts": "known_hosts file (default ~/.ssh/known_hosts)",
+    "aws_cli_version": "AWS CLI v2 bundle version where the OS has no v2 package (Ubuntu)",
 })
 def bootstrap(c: Context, hosts: str, identity: str = "", dry_run: bool = False, repo_url: str = "",  # noqa: PLR0917
               ref: str = "", no_s3fs: bool = False, log_dir: str = "", connect_timeout: float = 0,
-              accept_new_host_keys: bool = False, known_hosts: str = "") -> None:
+              accept_new_host_keys: bool = False, known_hosts: str = "", aws_cli_version: str = "") -> None:
     """Turn running hosts into DCP control nodes over SSH (the same recipe as build-ami)."""
     from bootstrap import cli
 
     args = hosts.replace(",", " ").split()
     for flag, value in (("-i", identity), ("--repo-url", repo_url), ("--ref", ref), ("--log-dir", log_dir),
-                        ("--known-hosts", known_hosts)):
+                        ("--known-hosts", known_hosts), ("--aws-cli-version", aws_cli_version)):
         if value:
             args += [flag, value]
     if connect_timeout:
@@ -76,19 +77,21 @@ _BUILD = ami.BuildConfig.defaults()
     "endpoint": "EC2-compatible endpoint (an emulator); empty for AWS", "ssh_host": "SSH address override",
     "ssh_port": f"SSH port (default {_BUILD['ssh_port']})", "ssh_keypair_name": "existing key pair",
     "ssh_private_key_file": "its private key",
+    "aws_cli_version": f"AWS CLI v2 bundle version for Ubuntu images (default {_BUILD['aws_cli_version']})",
 })
 def build_ami(c: Context, region: str = "", instance_type: str = "", subnet_id: str = "",  # noqa: PLR0917
               security_group_id: str = "", ssh_username: str = "", source_ami_name: str = "",
               source_ami_owner: str = "", ami_name_prefix: str = "", kms_key_id: str = "",
               repo_url: str = "", ref: str = "", endpoint: str = "", ssh_host: str = "", ssh_port: int = 0,
-              ssh_keypair_name: str = "", ssh_private_key_file: str = "", ssh_cidr: str = "") -> None:
+              ssh_keypair_name: str = "", ssh_private_key_file: str = "", ssh_cidr: str = "",
+              aws_cli_version: str = "") -> None:
     """Bake a DCP control-node AMI with Packer (the bootstrap recipe), then print its id."""
     cfg = ami.BuildConfig.from_options(
         region=region, instance_type=instance_type, subnet_id=subnet_id, security_group_id=security_group_id,
         ssh_username=ssh_username, source_ami_name=source_ami_name, source_ami_owner=source_ami_owner,
         ami_name_prefix=ami_name_prefix, kms_key_id=kms_key_id, repo_url=repo_url, ref=ref, endpoint=endpoint,
         ssh_host=ssh_host, ssh_port=ssh_port, ssh_keypair_name=ssh_keypair_name,
-        ssh_private_key_file=ssh_private_key_file, ssh_cidr=ssh_cidr)
+        ssh_private_key_file=ssh_private_key_file, ssh_cidr=ssh_cidr, aws_cli_version=aws_cli_version)
     try:
         result = ami.build(cfg)
     except ami.BuildError as e:

@@ -62,6 +62,7 @@ class BuildConfig:
     ssh_cidr: str = ""                      # comma-separated IPv4 CIDRs allowed to SSH to the build instance
     repo_url: str = Options.repo_url
     ref: str = "master"
+    aws_cli_version: str = Options.aws_cli_version     # the official bundle's version (Ubuntu images)
     extra_tags: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -132,6 +133,8 @@ def check_inputs(cfg: BuildConfig) -> None:
         raise BuildError("give both --ssh-keypair-name and --ssh-private-key-file, or neither")
     if not re.fullmatch(r"[A-Za-z0-9()\[\]./_ -]{3,100}", cfg.ami_name_prefix):
         raise BuildError(f"AMI name prefix {cfg.ami_name_prefix!r} must be 3–100 of letters, digits, ()[]./-_")
+    if not re.fullmatch(r"2\.\d+\.\d+", cfg.aws_cli_version):
+        raise BuildError(f"--aws-cli-version {cfg.aws_cli_version!r} is not an AWS CLI v2 version (e.g. 2.36.40)")
     if cfg.ssh_cidr and cfg.security_group_id:
         raise BuildError("--ssh-cidr is for the temporary security group; with --security-group-id that group's "
                          "rules decide who can SSH: give one or the other")
@@ -362,7 +365,8 @@ def base_tags(cfg: BuildConfig, build_id: str = "") -> dict[str, str]:
 
 def stage(cfg: BuildConfig, build: Path) -> tuple[Path, Path]:
     home = "/root" if cfg.ssh_username == "root" else f"/home/{cfg.ssh_username}"
-    opts = Options(repo_url=cfg.repo_url, ref=cfg.ref, owner=cfg.ssh_username, owner_home=home)
+    opts = Options(repo_url=cfg.repo_url, ref=cfg.ref, owner=cfg.ssh_username, owner_home=home,
+                   aws_cli_version=cfg.aws_cli_version)
     st, full = prepare(build / "stage", opts)
     recipe = build / "recipe.sh"
     recipe.write_text(render_script(full))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
 import threading
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from bootstrap import runner
-from bootstrap.recipe import DEFAULT_REPO, Options
+from bootstrap.recipe import AWS_CLI_VERSION, DEFAULT_REPO, Options
 from bootstrap.runner import HostResult, bootstrap_many
 
 
@@ -29,6 +30,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--repo-url", default=DEFAULT_REPO, help="Distributed-CellProfiler repository to clone")
     p.add_argument("--ref", default="master", help="branch, tag or commit to check out")
     p.add_argument("--no-s3fs", action="store_true", help="do not install s3fs")
+    p.add_argument("--aws-cli-version", default=AWS_CLI_VERSION, metavar="V",
+                   help=f"AWS CLI v2 bundle to install where the OS has no v2 package (default {AWS_CLI_VERSION})")
     p.add_argument("--log-dir", type=Path, default=Path("bootstrap-logs"), help="one log file per host")
     p.add_argument("--parallel", type=int, default=10, help="hosts at once")
     p.add_argument("--connect-timeout", type=float, default=10, help="seconds to wait for SSH (default 10)")
@@ -65,7 +68,11 @@ def main(argv: list[str] | None = None) -> int:
         print("bootstrap: --connect-timeout and --parallel must be positive", file=sys.stderr)
         return 2
     runner.CONNECT_TIMEOUT = args.connect_timeout
-    base = Options(repo_url=args.repo_url, ref=args.ref, s3fs=not args.no_s3fs)
+    if not re.fullmatch(r"2\.\d+\.\d+", args.aws_cli_version):
+        print(f"bootstrap: --aws-cli-version {args.aws_cli_version!r} is not an AWS CLI v2 version (e.g. "
+              f"{AWS_CLI_VERSION})", file=sys.stderr)
+        return 2
+    base = Options(repo_url=args.repo_url, ref=args.ref, s3fs=not args.no_s3fs, aws_cli_version=args.aws_cli_version)
     key = str(Path(args.identity).expanduser()) if args.identity else None
     print(f"bootstrap: {len(args.hosts)} host(s){' (dry run)' if args.dry_run else ''}; logs in {args.log_dir}/")
     with tempfile.TemporaryDirectory(prefix="dcp-stage-") as stage:

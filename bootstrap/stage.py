@@ -1,5 +1,5 @@
 """What the recipe uploads before it runs: the agent wheel (this project's own build), the agent's
-settings and the login hook. The same staged folder feeds Fabric (put) and Packer (file provisioner)."""
+settings, the login hook and the AWS CLI Team's public key. The same staged folder feeds Fabric (put) and Packer (file provisioner)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from bootstrap.recipe import DCP_VENV, Options
+from bootstrap.recipe import AWS_CLI_KEY, DCP_VENV, Options
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,6 +69,8 @@ def prepare(directory: Path, opts: Options, wheel: Path | None = None) -> tuple[
         shutil.copy(wheel, staged_wheel)
     (directory / "config.toml").write_text(agent_settings(opts))
     (directory / "dcp-agent.sh").write_bytes(resources.files("agent").joinpath("data/dcp-agent.sh").read_bytes())
+    # The AWS CLI Team's public key: the Ubuntu recipe checks the CLI bundle's signature with it.
+    (directory / AWS_CLI_KEY).write_bytes(resources.files("bootstrap").joinpath(f"files/{AWS_CLI_KEY}").read_bytes())
     files = {name: sha256(directory / name) for name in ("config.toml", "dcp-agent.sh")}
     full = Options(**{**opts.__dict__, "wheel": wheel.name, "wheel_sha256": sha256(staged_wheel),
                       "files_sha256": files})

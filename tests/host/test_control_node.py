@@ -24,11 +24,16 @@ def test_os_packages(host: Any) -> None:
     assert host.check_output("aws --version 2>&1").startswith("aws-cli/2.")
 
 
-def test_dcp_venv_has_python_311_and_requirements(host: Any, manifest: dict[str, Any]) -> None:
+def test_dcp_venv_has_a_maintained_python_and_requirements(host: Any, manifest: dict[str, Any]) -> None:
     py = host.file("/opt/dcp/venv/bin/python")
     assert py.exists
-    major, minor = map(int, host.check_output("/opt/dcp/venv/bin/python -c 'import sys; print(*sys.version_info[:2])'").split())
-    assert (major, minor) >= (3, 11)
+    # DCP needs >= 3.10 (Ubuntu 22.04's python3); the agent >= 3.11. Both final releases, both in the manifest.
+    for venv, least, key in (("/opt/dcp/venv", (3, 10), "python"), ("/opt/dcp-agent/venv", (3, 11), "agent_python")):
+        info = host.check_output(f"{venv}/bin/python -c 'import sys; print(*sys.version_info[:2], sys.version_info.releaselevel)'")
+        major, minor, level = info.split()
+        assert (int(major), int(minor)) >= least and level == "final", (venv, info)
+        assert manifest[key] == host.check_output(f"{venv}/bin/python --version")
+        assert manifest[f"{key}_path"].startswith("/usr/bin/python3")
     host.run_test("/opt/dcp/venv/bin/python -c 'import boto3'")
     clone = manifest["dcp_clone"]
     assert host.run(f"sha256sum {clone}/files/requirements.txt | cmp -s - /opt/dcp/venv/.requirements.sha256").rc == 0
