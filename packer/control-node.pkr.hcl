@@ -229,6 +229,12 @@ source "amazon-ebs" "control-node" {
 build {
   sources = ["source.amazon-ebs.control-node"]
 
+  # cloud-init and apt's first-boot timers finish before the recipe touches dpkg.
+  provisioner "shell" {
+    script          = "${var.scripts_dir}/first-boot-wait.sh"
+    execute_command = "chmod +x {{ .Path }}; sudo -E bash '{{ .Path }}'"
+  }
+
   provisioner "shell" {
     inline = ["sudo mkdir -p /var/tmp/dcp-stage", "sudo chown \"$(id -un)\" /var/tmp/dcp-stage", "sudo chmod 700 /var/tmp/dcp-stage"]
   }
