@@ -111,7 +111,9 @@ def aws_cli(ctx: Context) -> Finding:
 def s3fs(ctx: Context) -> Finding:
     rc, out = local.command(ctx, "s3fs", "--version")
     if rc == 127:
-        return warn("s3fs is not installed (optional: mounts a bucket as a folder)", PKG.format(deb="s3fs", rpm="s3fs-fuse"))
+        return warn("s3fs is not installed (optional: mounts a bucket as a folder)",
+                    "sudo apt-get install -y s3fs   (Amazon Linux 2023 has no s3fs package: build s3fs-fuse from "
+                    "source, https://github.com/s3fs-fuse/s3fs-fuse/blob/master/COMPILATION.md)")
     return ok(out.splitlines()[0] if out else "s3fs")
 
 
