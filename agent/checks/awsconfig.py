@@ -108,7 +108,7 @@ def credential_layout(ctx: Context) -> Finding:
     if layout == "none":
         return fail(f"profile {profile!r} uses a layout run.py cannot copy to workers (keys only in "
                     "~/.aws/credentials under a non-default profile, SSO, credential_process or instance role)",
-                    f"add to ~/.aws/config: [profile {profile}] role_arn=arn:aws:iam::<acct>:role/<DCPRole> "
+                    f"add to ~/.aws/config: [profile {profile}] role_arn=arn:{aws.partition(ctx, ctx.region)}:iam::<acct>:role/<DCPRole> "
                     "credential_source=Ec2InstanceMetadata region=<region> output=json; "
                     "or put long-term keys under [default]")
     return ok(names[layout])

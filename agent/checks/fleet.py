@@ -12,8 +12,8 @@ from agent.facts import aws, ec2
 from agent.model import Finding, Severity, Skip, fail, ok, warn
 from agent.registry import check
 
-ROLE_ARN = re.compile(r"^arn:(aws|aws-cn|aws-us-gov):iam::(\d{12}):role/.+")
-PROFILE_ARN = re.compile(r"^arn:(aws|aws-cn|aws-us-gov):iam::(\d{12}):instance-profile/.+")
+ROLE_ARN = re.compile(r"^arn:(aws[a-z-]*):iam::(\d{12}):role/.+")
+PROFILE_ARN = re.compile(r"^arn:(aws[a-z-]*):iam::(\d{12}):instance-profile/.+")
 PLACEHOLDERS = ("XXXXXXXX", "subnet-WWWWWWWW", "sg-ZZZZZZZZZ", "your_key_file_name")
 ECS_NAMES = (r"^amzn-ami-.*-amazon-ecs-optimized", r"^amzn2-ami-ecs-hvm-", r"^al2023-ami-ecs-hvm-")
 
@@ -30,7 +30,7 @@ def structure(ctx: Context) -> Finding:
         return fail(ctx.fleet.error, "start again from DCP's files/exampleFleet_<region>.json")
     doc = ctx.fleet.doc
     if not isinstance(doc.get("IamFleetRole"), str):
-        return fail("IamFleetRole is missing or not a string", "add \"IamFleetRole\": \"arn:aws:iam::<acct>:role/"
+        return fail("IamFleetRole is missing or not a string", f"add \"IamFleetRole\": \"arn:{aws.partition(ctx, ctx.region)}:iam::<acct>:role/"
                     "aws-ec2-spot-fleet-tagging-role\"")
     specs = doc.get("LaunchSpecifications")
     if not isinstance(specs, list) or not specs or not all(isinstance(s, dict) for s in specs):
@@ -42,7 +42,7 @@ def structure(ctx: Context) -> Finding:
         if not isinstance((s.get("IamInstanceProfile") or {}).get("Arn") if isinstance(s.get("IamInstanceProfile"), dict)
                           else None, str):
             return fail(f"{where} has no IamInstanceProfile.Arn", "add \"IamInstanceProfile\": {\"Arn\": "
-                        "\"arn:aws:iam::<acct>:instance-profile/ecsInstanceRole\"}")
+                        f"\"arn:{aws.partition(ctx, ctx.region)}:iam::<acct>:instance-profile/ecsInstanceRole\"}}")
         bdm = s.get("BlockDeviceMappings")
         if not isinstance(bdm, list) or len(bdm) < 2 or not all(isinstance(m, dict) for m in bdm):
             return fail(f"{where} needs two BlockDeviceMappings: run.py sets the second one's size (EBS_VOL_SIZE)",
@@ -73,7 +73,7 @@ def arns(ctx: Context) -> Finding:
     role = ctx.fleet.doc.get("IamFleetRole", "")
     m = ROLE_ARN.match(role)
     if not m:
-        return fail(f"IamFleetRole {role!r} is not a role ARN", "use arn:aws:iam::<acct>:role/aws-ec2-spot-fleet-tagging-role")
+        return fail(f"IamFleetRole {role!r} is not a role ARN", f"use arn:{aws.partition(ctx, ctx.region)}:iam::<acct>:role/aws-ec2-spot-fleet-tagging-role")
     found = [(m.group(1), m.group(2), "IamFleetRole")]
     for i, s in enumerate(ctx.fleet.specs):
         arn = (s.get("IamInstanceProfile") or {}).get("Arn", "")
@@ -81,7 +81,7 @@ def arns(ctx: Context) -> Finding:
         if not pm:
             kind = "a role ARN" if ":role/" in arn else "not an instance-profile ARN"
             return fail(f"LaunchSpecifications[{i}].IamInstanceProfile.Arn is {kind}: {arn}",
-                        "use arn:aws:iam::<acct>:instance-profile/ecsInstanceRole (an instance profile, not a role)")
+                        f"use arn:{aws.partition(ctx, ctx.region)}:iam::<acct>:instance-profile/ecsInstanceRole (an instance profile, not a role)")
         found.append((pm.group(1), pm.group(2), f"LaunchSpecifications[{i}] instance profile"))
     me = aws.identity(ctx)
     for partition, account, label in found:

@@ -259,6 +259,27 @@ def elsewhere(status: int, region: str | None) -> Callable[[DcpAccount], Overrid
     return inject
 
 
+def in_region(a: DcpAccount, e: Env, region: str) -> None:
+    a.edit_config(AWS_REGION=region)
+    edit_aws_config(a, f"[default]\nregion = {region}\noutput = json\n")
+
+
+def partition_roles(a: DcpAccount, e: Env, region: str) -> None:
+    """DCP's two roles as setup_AWS.py makes them in the partition of ``region`` (moto keeps IAM per partition),
+    with the managed policies of that partition (arn:aws-us-gov:…, arn:aws-cn:…); config and CLI in ``region``."""
+    in_region(a, e, region)
+    iam = a.client("iam", region=region)
+    part = "aws-us-gov" if region.startswith("us-gov") else "aws-cn"
+    iam.create_role(RoleName=FLEET_ROLE, AssumeRolePolicyDocument=trust_policy("spotfleet.amazonaws.com"))
+    iam.attach_role_policy(RoleName=FLEET_ROLE,
+                           PolicyArn=f"arn:{part}:iam::aws:policy/service-role/AmazonEC2SpotFleetTaggingRole")
+    iam.create_role(RoleName=INSTANCE_ROLE, AssumeRolePolicyDocument=trust_policy("ec2.amazonaws.com"))
+    for arn in ("service-role/AmazonEC2ContainerServiceforEC2Role", "AmazonS3FullAccess"):
+        iam.attach_role_policy(RoleName=INSTANCE_ROLE, PolicyArn=f"arn:{part}:iam::aws:policy/{arn}")
+    iam.create_instance_profile(InstanceProfileName=INSTANCE_ROLE)
+    iam.add_role_to_instance_profile(InstanceProfileName=INSTANCE_ROLE, RoleName=INSTANCE_ROLE)
+
+
 def nat_route(a: DcpAccount) -> None:
     ec2 = a.client("ec2")
     eip = ec2.allocate_address(Domain="vpc")
@@ -421,6 +442,8 @@ CASES: list[Case] = [
     Case("C08", "fail", "AZ as region", lambda a, e: edit_aws_config(a, "[default]\nregion = us-east-1a\noutput = json\n"),
          "availability zone"),
     Case("C08", "fail", "AZ in config.py", lambda a, e: a.edit_config(AWS_REGION="us-east-1a"), "us-east-1"),
+    Case("C08", "pass", "GovCloud region", lambda a, e: in_region(a, e, "us-gov-west-1")),
+    Case("C08", "pass", "China region", lambda a, e: in_region(a, e, "cn-north-1")),
     Case("C09", "fail", "regions differ", lambda a, e: edit_aws_config(a, "[default]\nregion = us-west-2\noutput = json\n"),
          "us-west-2"),
     Case("C10", "warn", "output text", lambda a, e: edit_aws_config(a, "[default]\nregion = us-east-1\noutput = text\n"),
@@ -470,6 +493,9 @@ CASES: list[Case] = [
     Case("R04", "fail", "fleet role without tagging policy", lambda a, e: a.client("iam").detach_role_policy(
         RoleName=FLEET_ROLE, PolicyArn="arn:aws:iam::aws:policy/service-role/AmazonEC2SpotFleetTaggingRole"),
         "AmazonEC2SpotFleetTaggingRole", issue="#131"),
+    Case("R04", "pass", "GovCloud: the tagging policy's ARN is arn:aws-us-gov:",
+         lambda a, e: partition_roles(a, e, "us-gov-west-1")),
+    Case("R02", "pass", "China: the ECS policy's ARN is arn:aws-cn:", lambda a, e: partition_roles(a, e, "cn-north-1")),
     Case("R05", "warn", "spot SLR missing", lambda a, e: a.client("iam").delete_role(RoleName="AWSServiceRoleForEC2Spot"),
          "create-service-linked-role"),
     Case("R06", "warn", "PassRole denied (local evaluation)", lambda a, e: operator_policy(a, [
