@@ -132,14 +132,18 @@ def internet_path(ctx: Context) -> Finding:
     found = _subnets(ctx)
     assign_ip = ctx.config.get("ASSIGN_IP")
     via_nat = []
-    for spec in ctx.fleet.specs:
+    for index, spec in enumerate(ctx.fleet.specs):
         nics = spec.get("NetworkInterfaces") if isinstance(spec.get("NetworkInterfaces"), list) else [{}]
         nic = nics[0] if nics and isinstance(nics[0], dict) else {}
         sid = str(nic.get("SubnetId") or spec.get("SubnetId") or "").split(",")[0].strip()
         if sid not in found:
             continue
         subnet = found[sid]
-        if assign_ip == "False":
+        # run.py (startCluster): ASSIGN_IP.lower() == 'false' sets AssociatePublicIpAddress = False on launch
+        # specification 0's network interface 0, and only there, and only when NetworkInterfaces exists.
+        rewritten = (isinstance(assign_ip, str) and assign_ip.lower() == "false" and index == 0
+                     and isinstance(spec.get("NetworkInterfaces"), list) and bool(nics) and isinstance(nics[0], dict))
+        if rewritten:
             public = False
         elif "AssociatePublicIpAddress" in nic:
             public = bool(nic["AssociatePublicIpAddress"])
@@ -160,7 +164,7 @@ def internet_path(ctx: Context) -> Finding:
         if nat_ids:
             nat_ok = any(n.get("State") == "available" for n in ec2.nat_gateways(ctx, tuple(nat_ids)))
         if not (nat_ok or other):
-            why = ("ASSIGN_IP is 'False'" if assign_ip == "False" else
+            why = ("ASSIGN_IP is 'False', which run.py applies to launch specification 0" if rewritten else
                    "the fleet file sets AssociatePublicIpAddress: false (as DCP's example does)"
                    if nic.get("AssociatePublicIpAddress") is False else "the subnet gives no public IP")
             return fail(f"workers in {sid} get no public IP ({why}) and the subnet has no NAT route: they stay "

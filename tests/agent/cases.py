@@ -290,6 +290,25 @@ def nat_route(a: DcpAccount) -> None:
         ec2.associate_route_table(RouteTableId=rt, SubnetId=subnet)
 
 
+def nat_route_for_first_subnet(a: DcpAccount) -> None:
+    """Only the first subnet (launch specification 0's) routes through a NAT gateway; the second keeps the
+    internet gateway."""
+    ec2 = a.client("ec2")
+    eip = ec2.allocate_address(Domain="vpc")
+    nat = ec2.create_nat_gateway(SubnetId=a.subnets[1], AllocationId=eip["AllocationId"])["NatGateway"]["NatGatewayId"]
+    rt = ec2.create_route_table(VpcId=a.vpc_id)["RouteTable"]["RouteTableId"]
+    ec2.create_route(RouteTableId=rt, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat)
+    ec2.associate_route_table(RouteTableId=rt, SubnetId=a.subnets[0])
+
+
+def without_network_interfaces(doc: dict[str, Any]) -> None:
+    """Launch specifications that name SubnetId and SecurityGroups themselves, as older DCP fleet files did."""
+    for s in doc["LaunchSpecifications"]:
+        nic = s.pop("NetworkInterfaces")[0]
+        s["SubnetId"] = nic["SubnetId"]
+        s["SecurityGroups"] = [{"GroupId": g} for g in nic["Groups"]]
+
+
 def no_public_ip(doc: dict[str, Any]) -> None:
     for s in doc["LaunchSpecifications"]:
         s["NetworkInterfaces"][0]["AssociatePublicIpAddress"] = False
@@ -594,6 +613,14 @@ CASES: list[Case] = [
     Case("N05", "fail", "ASSIGN_IP False without NAT", lambda a, e: a.edit_config(ASSIGN_IP="False"), "ASSIGN_IP",
          issue="#126"),
     Case("N05", "warn", "through NAT", lambda a, e: (nat_route(a), fleet(a, no_public_ip)), "NAT"),
+    # run.py's ASSIGN_IP = 'False' rewrites launch specification 0's network interface 0 only, and only when it
+    # has NetworkInterfaces: every other specification is sent as the fleet file has it.
+    Case("N05", "warn", "ASSIGN_IP False: spec 0 through NAT, spec 1 keeps its public IP", lambda a, e: (
+        nat_route_for_first_subnet(a), a.edit_config(ASSIGN_IP="False")), "NAT"),
+    Case("N05", "pass", "ASSIGN_IP False without NetworkInterfaces: run.py changes nothing", lambda a, e: (
+        fleet(a, without_network_interfaces), a.edit_config(ASSIGN_IP="False"))),
+    Case("N05", "fail", "ASSIGN_IP 'false' (any case) without NAT", lambda a, e: a.edit_config(ASSIGN_IP="false"),
+         "ASSIGN_IP"),
     Case("N06", "fail", "VPC DNS off", lambda a, e: a.client("ec2").modify_vpc_attribute(
         VpcId=a.vpc_id, EnableDnsSupport={"Value": False}), "DNS"),
     Case("N07", "fail", "more machines than addresses", lambda a, e: a.edit_config(CLUSTER_MACHINES=9000),
