@@ -142,7 +142,7 @@ def internet_path(ctx: Context) -> Finding:
         # run.py (startCluster): ASSIGN_IP.lower() == 'false' sets AssociatePublicIpAddress = False on launch
         # specification 0's network interface 0, and only there, and only when NetworkInterfaces exists.
         rewritten = (isinstance(assign_ip, str) and assign_ip.lower() == "false" and index == 0
-                     and isinstance(spec.get("NetworkInterfaces"), list) and bool(nics) and isinstance(nics[0], dict))
+                     and isinstance(raw := spec.get("NetworkInterfaces"), list) and bool(raw) and isinstance(raw[0], dict))
         if rewritten:
             public = False
         elif "AssociatePublicIpAddress" in nic:
