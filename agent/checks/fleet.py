@@ -15,7 +15,10 @@ from agent.registry import check
 ROLE_ARN = re.compile(r"^arn:(aws[a-z-]*):iam::(\d{12}):role/.+")
 PROFILE_ARN = re.compile(r"^arn:(aws[a-z-]*):iam::(\d{12}):instance-profile/.+")
 PLACEHOLDERS = ("XXXXXXXX", "subnet-WWWWWWWW", "sg-ZZZZZZZZZ", "your_key_file_name")
-ECS_NAMES = (r"^amzn-ami-.*-amazon-ecs-optimized", r"^amzn2-ami-ecs-hvm-", r"^al2023-ami-ecs-hvm-")
+# AWS's ECS-optimized Amazon Linux names: AL1, and AL2/AL2023 with any variant before "hvm-" (kernel-5.10, gpu,
+# inf, neuron, kernel-5.10-gpu …).
+MODERN_ECS = r"^(amzn2-ami-ecs-|al2023-ami-ecs-)([a-z0-9.]+-)*hvm-"
+ECS_NAMES = (r"^amzn-ami-.*-amazon-ecs-optimized", MODERN_ECS)
 
 
 def _images(ctx: Context) -> ec2.Resources:
@@ -172,7 +175,7 @@ def root_mapping(ctx: Context) -> Finding:
        needs=(ami,), actions=("ec2:DescribeImages",))
 def ami_family(ctx: Context) -> Finding:
     images = _images(ctx)
-    modern = [i for i, img in images.items() if re.match(r"^(amzn2-ami-ecs-hvm-|al2023-ami-ecs-hvm-)", img.get("Name", ""))]
+    modern = [i for i, img in images.items() if re.match(MODERN_ECS, img.get("Name", ""))]
     if modern:
         return warn(f"{', '.join(modern)} is an AL2/AL2023 ECS AMI: Docker uses the root volume (overlay2), so "
                     "EBS_VOL_SIZE does not size container storage, and run.py's dm.basesize option is for devicemapper",

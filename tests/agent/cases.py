@@ -724,6 +724,17 @@ CASES: list[Case] = [
     Case("F06", "fail", "root volume smaller than snapshot (injected AMI root size)",
          inject=image_override(BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 60}}]),
          contains="≥ 60 GB"),
+    # AWS's ECS-optimized names beyond the plain ones: the kernel-5.10 AL2 line and the GPU/Inferentia/Neuron
+    # variants (injected names: moto's canned list has only the plain ones).
+    *[Case(code, status, f"ECS AMI named {name[:28]} (injected name)", inject=image_override(Name=name),
+           contains=contains)
+      for name in ("amzn2-ami-ecs-kernel-5.10-hvm-2.0.20240131-x86_64-ebs", "amzn2-ami-ecs-gpu-hvm-2.0.20240131-x86_64-ebs",
+                   "amzn2-ami-ecs-inf-hvm-2.0.20240131-x86_64-ebs",
+                   "al2023-ami-ecs-gpu-hvm-2023.0.20240131-kernel-6.1-x86_64",
+                   "al2023-ami-ecs-neuron-hvm-2023.0.20240131-kernel-6.1-x86_64")
+      for code, status, contains in (("F05", "pass", ""), ("F07", "warn", "overlay2"))],
+    Case("F05", "warn", "an Amazon Linux AMI that is not ECS-optimized (injected name)",
+         inject=image_override(Name="amzn2-ami-kernel-5.10-hvm-2.0.20240131.0-x86_64-gp2"), contains="not an ECS-optimized"),
     Case("F07", "warn", "AL2023 AMI with AL1 user data", contains="overlay2", issue="#200"),
     Case("F07", "pass", "AL1 ECS AMI (injected name)", inject=image_override(
         Name="amzn-ami-2018.03.20240131-amazon-ecs-optimized")),
