@@ -7,6 +7,7 @@ import hashlib
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -42,12 +43,20 @@ def build_wheel(out: Path | None = None) -> Path:
     found = list(out.glob("dcp_control_node-*.whl")) if out.exists() else []
     if found:
         return found[0]
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                    "-w", str(tmp), str(ROOT)], check=True, stdout=subprocess.DEVNULL)
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+    # Two runs at once (a demo and a test, say) each build into their own folder; the first rename wins and
+    # the other's copy is dropped (same sources, same wheel).
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
+    try:
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                        "-w", str(tmp), str(ROOT)], check=True, stdout=subprocess.DEVNULL)
+        try:
+            tmp.rename(out)
+        except OSError:
+            if not list(out.glob("dcp_control_node-*.whl")):
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return next(out.glob("dcp_control_node-*.whl"))
 
 
