@@ -78,20 +78,27 @@ _BUILD = ami.BuildConfig.defaults()
     "ssh_port": f"SSH port (default {_BUILD['ssh_port']})", "ssh_keypair_name": "existing key pair",
     "ssh_private_key_file": "its private key",
     "aws_cli_version": f"AWS CLI v2 bundle version for Ubuntu images (default {_BUILD['aws_cli_version']})",
+    "associate_public_ip": "give the build instance a public address even where the subnet gives none",
+    "ssh_interface": "how Packer reaches it: public_ip, private_ip, or session_manager (private subnets; needs "
+                     "--iam-instance-profile and the session-manager-plugin)",
+    "iam_instance_profile": "instance profile for the build instance",
 })
 def build_ami(c: Context, region: str = "", instance_type: str = "", subnet_id: str = "",  # noqa: PLR0917
               security_group_id: str = "", ssh_username: str = "", source_ami_name: str = "",
               source_ami_owner: str = "", ami_name_prefix: str = "", kms_key_id: str = "",
               repo_url: str = "", ref: str = "", endpoint: str = "", ssh_host: str = "", ssh_port: int = 0,
               ssh_keypair_name: str = "", ssh_private_key_file: str = "", ssh_cidr: str = "",
-              aws_cli_version: str = "") -> None:
+              aws_cli_version: str = "", associate_public_ip: bool = False, ssh_interface: str = "",
+              iam_instance_profile: str = "") -> None:
     """Bake a DCP control-node AMI with Packer (the bootstrap recipe), then print its id."""
     cfg = ami.BuildConfig.from_options(
         region=region, instance_type=instance_type, subnet_id=subnet_id, security_group_id=security_group_id,
         ssh_username=ssh_username, source_ami_name=source_ami_name, source_ami_owner=source_ami_owner,
         ami_name_prefix=ami_name_prefix, kms_key_id=kms_key_id, repo_url=repo_url, ref=ref, endpoint=endpoint,
         ssh_host=ssh_host, ssh_port=ssh_port, ssh_keypair_name=ssh_keypair_name,
-        ssh_private_key_file=ssh_private_key_file, ssh_cidr=ssh_cidr, aws_cli_version=aws_cli_version)
+        ssh_private_key_file=ssh_private_key_file, ssh_cidr=ssh_cidr, aws_cli_version=aws_cli_version,
+        associate_public_ip=associate_public_ip, ssh_interface=ssh_interface,
+        iam_instance_profile=iam_instance_profile)
     try:
         result = ami.build(cfg)
     except ami.BuildError as e:

@@ -37,6 +37,8 @@ BUILD_ID_TAG = "dcp:build-id"
 STARTED_TAG = "dcp:build-started"               # UTC, ISO 8601: how old a build's leftovers are
 MODERN = (1, 7, 0)                              # Packer with `packer init` and external plugins
 AMAZON_PLUGIN = "github.com/hashicorp/amazon"
+SSH_INTERFACES = ("", "public_ip", "private_ip", "public_dns", "private_dns", "session_manager")
+CHECKIP = "https://checkip.amazonaws.com"       # the operator's address, asked only on a real account
 
 
 class BuildError(Exception):
@@ -60,6 +62,9 @@ class BuildConfig:
     ami_name_prefix: str = "dcp-control-node"
     kms_key_id: str = ""
     ssh_cidr: str = ""                      # comma-separated IPv4 CIDRs allowed to SSH to the build instance
+    associate_public_ip: bool = False       # a public address even where the subnet gives none
+    ssh_interface: str = ""                 # "" (public, else private address), public_ip, …, session_manager
+    iam_instance_profile: str = ""          # for the build instance (session_manager needs SSM's policy)
     repo_url: str = Options.repo_url
     ref: str = "master"
     aws_cli_version: str = Options.aws_cli_version     # the official bundle's version (Ubuntu images)
@@ -135,6 +140,11 @@ def check_inputs(cfg: BuildConfig) -> None:
         raise BuildError(f"AMI name prefix {cfg.ami_name_prefix!r} must be 3–100 of letters, digits, ()[]./-_")
     if not re.fullmatch(r"2\.\d+\.\d+", cfg.aws_cli_version):
         raise BuildError(f"--aws-cli-version {cfg.aws_cli_version!r} is not an AWS CLI v2 version (e.g. 2.36.40)")
+    if cfg.ssh_interface not in SSH_INTERFACES:
+        raise BuildError(f"--ssh-interface {cfg.ssh_interface!r}: use one of {', '.join(i for i in SSH_INTERFACES if i)}")
+    if cfg.ssh_interface == "session_manager" and not cfg.iam_instance_profile:
+        raise BuildError("--ssh-interface session_manager needs --iam-instance-profile (a profile whose role has "
+                         "AmazonSSMManagedInstanceCore), and the session-manager-plugin on this machine")
     if cfg.ssh_cidr and cfg.security_group_id:
         raise BuildError("--ssh-cidr is for the temporary security group; with --security-group-id that group's "
                          "rules decide who can SSH: give one or the other")
@@ -200,15 +210,14 @@ def preflight(cfg: BuildConfig, ec2: Any | None = None) -> SourceImage:
         raise BuildError(f"AWS credentials do not work ({type(e).__name__}): run aws configure") from None
     ec2 = ec2 or ec2_client(cfg.region, cfg.endpoint)
     try:
-        if cfg.subnet_id:
-            ec2.describe_subnets(SubnetIds=[cfg.subnet_id])
-        if cfg.security_group_id:
+        subnet = build_subnet(cfg, ec2)
+        if cfg.ssh_host or cfg.ssh_interface in {"session_manager", "private_ip", "private_dns"}:
+            pass                             # SSH goes to a given address, over SSM, or inside the VPC
+        else:
+            check_public_path(cfg, ec2, subnet)
+        if cfg.security_group_id and cfg.ssh_interface != "session_manager":
             sg = ec2.describe_security_groups(GroupIds=[cfg.security_group_id])["SecurityGroups"][0]
-            ssh = [p for p in sg.get("IpPermissions", []) if p.get("IpProtocol") == "-1"
-                   or (p.get("FromPort", 0) <= 22 <= p.get("ToPort", 0))]
-            if not ssh:
-                raise BuildError(f"security group {cfg.security_group_id} allows no SSH (tcp 22) in: add a rule "
-                                 "for your address, or leave --security-group-id empty")
+            check_group_allows_ssh(sg, operator_address(cfg))
         found = ec2.describe_images(Owners=[cfg.source_ami_owner], Filters=[
             {"Name": "name", "Values": [cfg.source_ami_name]}, {"Name": "state", "Values": ["available"]}])["Images"]
         if not found:
@@ -221,6 +230,89 @@ def preflight(cfg: BuildConfig, ec2: Any | None = None) -> SourceImage:
     size = next((m.get("Ebs", {}).get("VolumeSize") or 0 for m in image.get("BlockDeviceMappings", [])
                  if m.get("DeviceName") == root), 0)
     return SourceImage(image["ImageId"], root, max(int(size), 8))
+
+
+def build_subnet(cfg: BuildConfig, ec2: Any) -> dict[str, Any]:
+    """The subnet the build instance lands in: --subnet-id, else one of the default VPC's default subnets
+    (which is what EC2 picks). No default VPC and no subnet: one line."""
+    from botocore.exceptions import ClientError
+
+    if cfg.subnet_id:
+        try:
+            return dict(ec2.describe_subnets(SubnetIds=[cfg.subnet_id])["Subnets"][0])
+        except ClientError as e:
+            if "NotFound" in e.response["Error"]["Code"]:
+                raise BuildError(f"subnet {cfg.subnet_id} does not exist in {cfg.region}") from None
+            raise
+    vpcs = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"]
+    if not vpcs:
+        raise BuildError(f"{cfg.region} has no default VPC: pass --subnet-id (a public subnet, or a private one with "
+                         "--ssh-interface session_manager)")
+    subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpcs[0]["VpcId"]]},
+                                            {"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
+    if not subnets:
+        raise BuildError(f"the default VPC {vpcs[0]['VpcId']} has no default subnets: pass --subnet-id")
+    return dict(subnets[0])
+
+
+def check_public_path(cfg: BuildConfig, ec2: Any, subnet: dict[str, Any]) -> None:
+    """SSH from here goes to the build instance's public address: it must get one (the subnet maps one, or
+    --associate-public-ip) and the subnet must route 0.0.0.0/0 to an internet gateway."""
+    sid = subnet["SubnetId"]
+    if not (subnet.get("MapPublicIpOnLaunch") or cfg.associate_public_ip):
+        raise BuildError(f"subnet {sid} gives the build instance no public address, so SSH from here cannot reach it: "
+                         "pass --associate-public-ip, or for a private subnet --ssh-interface session_manager "
+                         "--iam-instance-profile P")
+    tables = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": [sid]}])["RouteTables"]
+    if not tables:                           # no table of its own: the VPC's main table
+        tables = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [subnet["VpcId"]]},
+                                                    {"Name": "association.main", "Values": ["true"]}])["RouteTables"]
+    routes = [r for t in tables for r in t.get("Routes", [])]
+    if not any(r.get("DestinationCidrBlock") == "0.0.0.0/0" and str(r.get("GatewayId", "")).startswith("igw-")
+               and r.get("State", "active") == "active" for r in routes):
+        raise BuildError(f"subnet {sid} has no route from 0.0.0.0/0 to an internet gateway, so its public addresses "
+                         "are unreachable: use a public subnet, or --ssh-interface session_manager")
+
+
+def operator_address(cfg: BuildConfig) -> ipaddress.IPv4Address | None:
+    """The address SSH to the build instance comes from: loopback when SSH is pinned there (the emulator),
+    else this machine's public address as AWS sees it (None when that cannot be found)."""
+    if cfg.ssh_host and is_loopback_url(cfg.ssh_host):
+        return ipaddress.IPv4Address("127.0.0.1")
+    if cfg.endpoint:
+        return None                          # an emulator: never ask the internet
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(CHECKIP, timeout=10) as resp:
+            return ipaddress.IPv4Address(resp.read().decode().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def check_group_allows_ssh(group: dict[str, Any], source: ipaddress.IPv4Address | None) -> None:
+    """--security-group-id must let SSH in: a tcp (or all-traffic) rule covering port 22 whose source holds the
+    operator's address. A rule from another group or a prefix list cannot be judged from here: accepted with
+    a line saying so. Anything else: one line naming what the group allows instead."""
+    gid = group["GroupId"]
+    tcp22 = [p for p in group.get("IpPermissions", []) if p.get("IpProtocol") in {"tcp", "6", "-1"}
+             and (p.get("IpProtocol") == "-1" or p.get("FromPort", 0) <= 22 <= p.get("ToPort", -1))]
+    if not tcp22:
+        raise BuildError(f"security group {gid} allows no SSH (tcp 22) in: add a tcp/22 rule from your address, or "
+                         "leave --security-group-id empty")
+    cidrs = [r["CidrIp"] for p in tcp22 for r in p.get("IpRanges", [])]
+    if source is None:
+        print(f"build-ami: could not find this machine's public address; {gid} lets tcp/22 in from "
+              f"{', '.join(cidrs) or 'other groups or prefix lists'} (not checked against yours)", flush=True)
+        return
+    if any(source in ipaddress.ip_network(c, strict=False) for c in cidrs):
+        return
+    if any(p.get("UserIdGroupPairs") or p.get("PrefixListIds") for p in tcp22):
+        print(f"build-ami: {gid} lets tcp/22 in from other groups or prefix lists; whether they include {source} "
+              "cannot be told from here", flush=True)
+        return
+    raise BuildError(f"security group {gid} lets tcp/22 in only from {', '.join(cidrs)}, not from this machine "
+                     f"({source}): add a rule for {source}/32, or leave --security-group-id empty")
 
 
 def packer_path() -> str:
@@ -282,7 +374,8 @@ def packer_vars(cfg: BuildConfig, build: Path, stage_dir: Path, recipe: Path, ta
         "node_manifest": str(build / "node-manifest.json"), "packer_manifest": str(build / "packer-manifest.json"),
         "root_device_name": source.root_device, "root_volume_size": source.root_size_gb,
         "ssh_source_cidrs": list(ssh.cidrs), "ssh_source_public_ip": ssh.public_ip,
-        "tags": tags, "run_tags": run,
+        "tags": tags, "run_tags": run, "associate_public_ip_address": cfg.associate_public_ip,
+        "ssh_interface": cfg.ssh_interface, "iam_instance_profile": cfg.iam_instance_profile,
     }
     var_file = build / "build.auto.pkrvars.json"
     var_file.write_text(json.dumps(values, indent=2))
@@ -311,22 +404,83 @@ def packer_init(exe: str, templates: Path) -> None:
     raise BuildError(f"packer init failed: {first}")
 
 
-def run_packer(exe: str, command: str, templates: Path, var_file: Path, *, stream: bool) -> int:
-    """packer-py runs Packer; its output is streamed (stdout inherited) for builds, captured otherwise."""
+class Phases:
+    """Which phase a build is in, one line each with the time since build-ami started: build-ami's own
+    (preflight, packer init/validate, tagging) and those read from Packer's streamed output."""
+
+    # (pattern in a line of Packer's output, the phase it starts); the recipe's "==> STEP: applying" names a step.
+    PACKER: tuple[tuple[re.Pattern[str], str], ...] = (
+        (re.compile(r"Prevalidating|Found Image ID"), "base AMI and network"),
+        (re.compile(r"Creating temporary (keypair|security group)|Launching a source AWS instance"),
+         "launch: temporary key pair, security group, build instance"),
+        (re.compile(r"Waiting for SSH to become available"), "waiting for SSH"),
+        (re.compile(r"Provisioning with shell script: .*first-boot-wait"), "first boot: cloud-init, apt timers"),
+        (re.compile(r"Provisioning with shell script: .*recipe"), "recipe"),
+        (re.compile(r"==> ([\w:/.@-]+): applying"), "recipe: {0}"),
+        (re.compile(r"Provisioning with shell script: .*cleanup"), "cleanup and in-image validation"),
+        (re.compile(r"Stopping the source instance"), "stopping the build instance"),
+        (re.compile(r"Creating AMI|Creating the AMI|Waiting for AMI to become ready"), "snapshot: creating the AMI"),
+        (re.compile(r"Terminating the source AWS instance"), "removing the build instance, key pair and group"),
+    )
+
+    def __init__(self, start: float | None = None) -> None:
+        self.start = time.monotonic() if start is None else start
+        self.current = ""
+
+    def enter(self, name: str) -> None:
+        if name != self.current:
+            self.current = name
+            print(f"build-ami [{time.monotonic() - self.start:7.1f} s] {name}", flush=True)
+
+    def feed(self, line: str) -> None:
+        for pattern, name in self.PACKER:
+            m = pattern.search(line)
+            if m:
+                self.enter(name.format(*m.groups()))
+                return
+
+
+def run_packer(exe: str, command: str, templates: Path, var_file: Path, *, stream: bool,
+               phases: Phases | None = None) -> int:
+    """packer-py runs Packer; its output is streamed for builds (through a pipe read line by line, so each
+    line is shown at once and the phases are followed), captured otherwise."""
+    import sys
+    import threading
+
     from packerpy import PackerExecutable
 
-    io = {"stdout": None, "stderr": None} if stream else {}
-    packer = PackerExecutable(executable_path=exe, machine_readable=False, config=io)
     kwargs: dict[str, Any] = {"var_file": str(var_file)}
-    if command == "build":
-        kwargs["color"] = "false"
-        rc, out, err = packer.build(str(templates), **kwargs)
-    else:
-        rc, out, err = packer.validate(str(templates), **kwargs)
-    if rc != 0 and not stream:
-        text = ((out or b"") + (err or b"")).decode(errors="replace")
-        first = next((ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("  ")), "")
-        raise BuildError(f"packer {command} failed: {first}")
+    if not stream:
+        packer = PackerExecutable(executable_path=exe, machine_readable=False)
+        rc, out, err = packer.validate(str(templates), **kwargs) if command == "validate" else \
+            packer.build(str(templates), color="false", **kwargs)
+        if rc != 0:
+            text = ((out or b"") + (err or b"")).decode(errors="replace")
+            first = next((ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("  ")), "")
+            raise BuildError(f"packer {command} failed: {first}")
+        return int(rc)
+    read_fd, write_fd = os.pipe()
+
+    def relay() -> None:
+        with os.fdopen(read_fd, encoding="utf-8", errors="replace") as lines:
+            for line in lines:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+                if phases:
+                    phases.feed(line)
+
+    reader = threading.Thread(target=relay, daemon=True)
+    reader.start()
+    try:
+        packer = PackerExecutable(executable_path=exe, machine_readable=False,
+                                  config={"stdout": write_fd, "stderr": write_fd})
+        if command == "build":
+            rc, _, _ = packer.build(str(templates), color="false", **kwargs)
+        else:
+            rc, _, _ = packer.validate(str(templates), **kwargs)
+    finally:
+        os.close(write_fd)
+        reader.join(timeout=30)
     return int(rc)
 
 
@@ -384,6 +538,8 @@ def new_build_dir() -> Path:
 def build(cfg: BuildConfig) -> BuildResult:
     """The whole of `invoke build-ami`: inputs, Packer, preflight, staging, `packer validate` and `packer build`
     (output streamed), then IMDSv2 and tags on the AMI. Prints its progress; raises BuildError."""
+    phases = Phases()
+    phases.enter("preflight: inputs, Packer, credentials, region, subnet, security group, base AMI")
     check_inputs(cfg)
     exe = packer_path()
     version = packer_version(exe)
@@ -398,14 +554,19 @@ def build(cfg: BuildConfig) -> BuildResult:
     tags = base_tags(cfg, work.name)
     var_file = packer_vars(cfg, work, stage_dir, recipe, tags, run=run_tags(work.name), ssh=ssh, source=source)
     if modern:
+        phases.enter("packer init")
         packer_init(exe, templates)
+    phases.enter("packer validate")
     run_packer(exe, "validate", templates, var_file, stream=False)
-    if run_packer(exe, "build", templates, var_file, stream=True) != 0:
+    phases.enter("packer build")
+    if run_packer(exe, "build", templates, var_file, stream=True, phases=phases) != 0:
         raise BuildError(f"packer build failed (see the output above; work folder {work})")
     image = ami_from_manifest(work / "packer-manifest.json")
+    phases.enter("tagging: IMDSv2 required, version tags on the AMI and its snapshots")
     final = finish_image(ec2, image, work / "node-manifest.json", tags)
     print("build-ami: tags " + ", ".join(f"{k}={v}" for k, v in sorted(final.items())))
     print(f"build-ami: IMDSv2 required on {image}")
+    phases.enter(f"done: {image}")
     return BuildResult(image, final, work, version)
 
 

@@ -49,6 +49,28 @@ variable "subnet_id" {
   description = "Subnet for the build instance (empty: the default VPC). It needs a route to the internet."
 }
 
+variable "associate_public_ip_address" {
+  type        = bool
+  default     = false
+  description = "Give the build instance a public address even where the subnet would not (false: the subnet decides)."
+}
+
+variable "ssh_interface" {
+  type        = string
+  default     = ""
+  description = "How Packer reaches the instance: empty (its public address, else its private one), public_ip, private_ip, or session_manager (private subnets; needs iam_instance_profile)."
+  validation {
+    condition     = contains(["", "public_ip", "private_ip", "public_dns", "private_dns", "session_manager"], var.ssh_interface)
+    error_message = "The ssh_interface must be public_ip, private_ip, public_dns, private_dns or session_manager."
+  }
+}
+
+variable "iam_instance_profile" {
+  type        = string
+  default     = ""
+  description = "Instance profile for the build instance (session_manager needs one with AmazonSSMManagedInstanceCore)."
+}
+
 variable "security_group_id" {
   type        = string
   default     = ""
@@ -173,10 +195,15 @@ variable "packer_manifest" {
 }
 
 source "amazon-ebs" "control-node" {
-  region               = var.region
-  instance_type        = var.instance_type
-  subnet_id            = var.subnet_id
-  security_group_id    = var.security_group_id
+  region            = var.region
+  instance_type     = var.instance_type
+  subnet_id         = var.subnet_id
+  security_group_id = var.security_group_id
+
+  associate_public_ip_address = var.associate_public_ip_address
+  ssh_interface               = var.ssh_interface
+  iam_instance_profile        = var.iam_instance_profile
+
   custom_endpoint_ec2  = var.custom_endpoint_ec2
   ami_name             = "${var.ami_name_prefix}-${formatdate("YYYYMMDD-hhmmss", timestamp())}"
   ami_description      = "Distributed-CellProfiler control node (dcp-control-node)"

@@ -90,6 +90,14 @@ def test_build_ami_end_to_end(rig: Rig, sandbox: Sandbox, sandbox_key: Path, dcp
     ami = p.stdout.strip().splitlines()[-1]
     assert ami.startswith("ami-")
     assert "==> amazon-ebs.control-node: Waiting for SSH to become available" in p.stdout   # streamed, not silent
+    # The phases, each once, in order, with the time since build-ami started.
+    phases = [ln.split("] ", 1)[1] for ln in p.stdout.splitlines() if ln.startswith("build-ami [")]
+    expected = ["preflight:", "packer validate", "packer build", "base AMI and network", "launch:", "waiting for SSH",
+                "first boot:", "recipe", "recipe: packages", "recipe: dcp-venv", "cleanup and in-image validation",
+                "stopping the build instance", "snapshot:", "removing the build instance", "tagging:", "done: ami-"]
+    seen = iter(phases)
+    assert all(any(ph.startswith(e) for ph in seen) for e in expected), phases
+    assert len(phases) == len(set(phases)), phases
     image = rig.ec2().describe_images(ImageIds=[ami])["Images"][0]
     assert image["State"] == "available"
     tags = {t["Key"]: t["Value"] for t in image.get("Tags", [])}

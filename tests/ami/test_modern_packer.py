@@ -26,6 +26,7 @@ from rig import packer_standin
 from rig.moto_server import MotoServer
 from rig.nodes import SOURCE_AMI, emulator_env
 from rig.proxy import LatencyProxy
+from rig.seed import default_vpc_with_internet
 from tests.conftest import ROOT
 
 INVOKE = str(Path(sys.executable).parent / "invoke")
@@ -61,6 +62,7 @@ def modern(moto: MotoServer, tmp_path: Path) -> Iterator[Modern]:
     base = ec2.describe_images(Owners=["099720109477"], Filters=[{"Name": "name", "Values": [SOURCE_AMI]}])["Images"][0]
     source = ec2.run_instances(ImageId=base["ImageId"], MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     image = ec2.create_image(InstanceId=source, Name="dcp-control-node-20261125-000000")["ImageId"]  # "built" by the stand-in
+    default_vpc_with_internet(ec2)          # as on a real account: the build's public address is reachable
     packer_standin.install(tmp_path / "bin")
     env = emulator_env()
     env.update(PATH=f"{tmp_path / 'bin'}:{env['PATH']}", PACKER_STANDIN_LOG=str(tmp_path / "packer-calls.jsonl"),
