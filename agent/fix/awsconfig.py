@@ -73,7 +73,9 @@ def plan(ctx: Context, problems: list[str]) -> list[Step]:
     if files.errors:
         return []   # C01 names the parse error: for a person (rewriting a file we cannot parse could lose it)
     profile = ctx.config_profile()
-    section = files.profile_section(profile) or (profile if profile == "default" else f"profile {profile}")
+    section = files.profile_section(profile)
+    if section is None:
+        return []   # no section for the profile at all: its keys are for a person to set (C03 says how)
     wanted: dict[str, str] = {}
     codes: list[str] = []
     region = ctx.config.get("AWS_REGION")

@@ -59,10 +59,12 @@ def _group_steps(ctx: Context, vpc: str) -> tuple[list[Step], str, dict[str, Any
                  ("ec2:CreateSecurityGroup", "ec2:CreateTags"), create)], res, None
 
 
-def plan_ssh(ctx: Context, cidr: str | None) -> list[Step]:
+def plan_ssh(ctx: Context, cidr: str | None, failing: set[str]) -> list[Step]:
     steps: list[Step] = []
     fleet_groups = ctx.fleet.security_groups() if ctx.fleet and not ctx.fleet.error else []
     if fleet_groups:
+        if "N04" not in failing:
+            return []   # N04 passed, or could not judge the fleet's group (N02 says why): nothing of ours to add
         found = ec2.security_groups(ctx, (fleet_groups[0],))
         group = found.get(fleet_groups[0])
         if group is None:
@@ -113,19 +115,25 @@ def _group_id(ctx: Context, vpc: str) -> str:
     return str(groups[0]["GroupId"])
 
 
-def key_name(ctx: Context) -> str | None:
+def key_names(ctx: Context) -> tuple[str | None, str | None]:
+    """The key pair the fleet file names, and the one config.py's SSH_KEY_NAME names (without .pem)."""
+    fleet = None
     if ctx.fleet and not ctx.fleet.error:
-        names = [s["KeyName"] for s in ctx.fleet.specs if isinstance(s.get("KeyName"), str)]
-        if names:
-            return names[0]
+        fleet = next((s["KeyName"] for s in ctx.fleet.specs if isinstance(s.get("KeyName"), str)), None)
     value = ctx.config.get("SSH_KEY_NAME")
-    if isinstance(value, str) and value:
-        return value.removesuffix(".pem")
-    return None
+    return fleet, value.removesuffix(".pem") if isinstance(value, str) and value else None
 
 
 def plan_key(ctx: Context, problems: list[str]) -> list[Step]:
-    name = key_name(ctx)
+    fleet, configured = key_names(ctx)
+    if fleet and configured and fleet != configured:
+        if ec2.key_pair_exists(ctx, fleet):
+            return []   # N09 warns about the mismatch; which name is right is the user's call
+        return [Step(("N09",), f"ec2 key-pair {fleet}", Kind.HUMAN,
+                     f"the fleet file's KeyName {fleet!r} does not exist and differs from SSH_KEY_NAME "
+                     f"{configured!r}: make them the same (dcp-agent fleet --force writes SSH_KEY_NAME's), then run "
+                     "fix again")]
+    name = fleet or configured
     if not name or ec2.key_pair_exists(ctx, name):
         return []
     ssh = Path.home() / ".ssh"

@@ -102,8 +102,8 @@ def make_plan(settings: Settings, ctx: Context, options: Options) -> tuple[Plan,
     steps += awsconfig.plan(ctx, plan.problems)
     steps += iam.plan(ctx)
     steps += storage.plan_bucket(ctx, failing)
-    steps += storage.plan_queue(ctx)
-    steps += network.plan_ssh(ctx, cidr)
+    steps += storage.plan_queue(ctx, failing)
+    steps += network.plan_ssh(ctx, cidr, failing)
     steps += network.plan_key(ctx, plan.problems)
     steps += _quota_steps(results, options, ctx)
     if ctx.fleet is None or (ctx.fleet.error and not (ctx.fleet.path and ctx.fleet.path.exists())):

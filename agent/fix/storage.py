@@ -102,11 +102,11 @@ def plan_bucket(ctx: Context, failing: set[str]) -> list[Step]:
     return []
 
 
-def plan_queue(ctx: Context) -> list[Step]:
+def plan_queue(ctx: Context, failing: set[str]) -> list[Step]:
     """The dead-letter queue: created with a 14-day retention, or its retention raised to 14 days."""
     raw = ctx.config.get("SQS_DEAD_LETTER_QUEUE")
     name = dlq_name(ctx)
-    if not name or (isinstance(raw, str) and raw.startswith("arn:")):
+    if not name or "Q01" in failing or (isinstance(raw, str) and raw.startswith("arn:")):
         return []   # an ARN elsewhere is for a person to decide (Q02 says which way)
     q = sqs.queue(ctx, name)
     res = f"sqs queue {name}"
