@@ -10,7 +10,7 @@ import pytest
 
 from agent import settings as settings_mod
 from agent.context import Context
-from agent.fix.plan import Kind
+from agent.fix.plan import Kind, Plan
 from agent.fix.planner import Options, apply, make_plan
 from agent.model import Status
 from rig.quota_stub import QuotaStub
@@ -23,7 +23,7 @@ CURABLE = {"C07", "C09", "C10", "R01", "R02", "R03", "R04", "R05", "R07", "S02",
 BROKEN = [c for c in CASES if c.expect in ("fail", "warn")]
 
 
-def _plan(account: DcpAccount, case: Case) -> tuple[object, Context, set[str]]:
+def _plan(account: DcpAccount, case: Case) -> tuple[Plan, Context, set[str]]:
     s = settings_mod.load(account.settings)
     ctx = Context(s, job=account.job if case.job else None)
     for f, fn in (case.inject(account) if case.inject else {}).items():
@@ -38,13 +38,13 @@ def test_fix_cures_what_it_plans(case: Case, account: DcpAccount, quotas: QuotaS
                                  monkeypatch: pytest.MonkeyPatch) -> None:
     case.mutate(account, Env(tmp_path, monkeypatch, quotas))
     plan, ctx, broken = _plan(account, case)
-    assert not plan.problems, plan.problems   # type: ignore[attr-defined]
-    assert case.code in plan.codes(), f"{case.code} is not in the plan"   # type: ignore[attr-defined]
-    for step in plan.changes:   # type: ignore[attr-defined]
+    assert not plan.problems, plan.problems
+    assert case.code in plan.codes(), f"{case.code} is not in the plan"
+    for step in plan.changes:
         assert set(step.codes) & broken, f"{step.resource}: {step.change} changes what is not broken"
-    if case.code in {c for s in plan.human for c in s.codes}:   # type: ignore[attr-defined]
+    if case.code in {c for s in plan.human for c in s.codes}:
         return   # for a person (e.g. a key pair name that differs from SSH_KEY_NAME): listed, not changed
-    applied = apply(plan, ctx)   # type: ignore[arg-type]
+    applied = apply(plan, ctx)
     assert not applied.failed, applied.failed
     r = run_agent(account, [case.code])[case.code]
     assert r.status == Status.PASS, f"{case.code} after fix: {r.status}: {r.message}"
@@ -59,11 +59,11 @@ def test_fix_lists_what_it_cannot_cure(case: Case, account: DcpAccount, quotas: 
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     case.mutate(account, Env(tmp_path, monkeypatch, quotas))
     plan, _, broken = _plan(account, case)
-    if plan.problems:   # type: ignore[attr-defined]
+    if plan.problems:
         return   # bad input (no credentials, no region): one line each, nothing planned (test_fix.py)
-    for step in plan.changes:   # type: ignore[attr-defined]
+    for step in plan.changes:
         assert set(step.codes) & broken, f"{step.resource}: {step.change} changes what is not broken"
     severe = case.expect == "fail"
     if severe:
-        assert case.code in {c for s in plan.steps for c in s.codes if s.kind in (Kind.HUMAN, Kind.CREATE,   # type: ignore[attr-defined]
+        assert case.code in {c for s in plan.steps for c in s.codes if s.kind in (Kind.HUMAN, Kind.CREATE,
                                                                                     Kind.MODIFY)}, case.code
