@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,7 +19,16 @@ import boto3
 
 from rig.dcprepo import GitDaemon, make_dcp_repo
 from rig.moto_server import MotoServer
-from rig.nodes import build_ami_options, import_build_key, run_build_ami
+from rig.nodes import (
+    build_ami_options,
+    emulator_env,
+    first_boot,
+    import_build_key,
+    launch_node_options,
+    operator_home,
+    run_build_ami,
+    run_invoke,
+)
 from rig.quota_stub import QuotaStub
 from rig.sandbox import Sandbox, can_sandbox, ensure_base, keypair
 from rig.seed import FLEET_ROLE, DcpAccount, seed_healthy_account, trust_policy
@@ -65,12 +75,14 @@ def hosts_part(work: Path, moto: MotoServer) -> None:
     make_dcp_repo(work / "git")
     with GitDaemon(work / "git") as git, Sandbox(work / "node", key, hostname="dcp-node") as node:
         print(f"    host {node.target()}; Distributed-CellProfiler served from {git.url()}")
+        # A throwaway host's key is new: accepted into the demo's own known_hosts (never ~/.ssh/known_hosts).
+        known_hosts = ["--accept-new-host-keys", "--known-hosts", str(work / "known_hosts")]
         step(f"invoke bootstrap {node.target()}: the recipe over SSH (Fabric)")
         subprocess.run([invoke, "bootstrap", node.target(), "-i", str(key), "--repo-url", git.url(),
-                        "--log-dir", str(work / "logs")], check=False, cwd=ROOT)
+                        "--log-dir", str(work / "logs"), *known_hosts], check=False, cwd=ROOT)
         step("The same command again: nothing left to change")
         subprocess.run([invoke, "bootstrap", node.target(), "-i", str(key), "--repo-url", git.url(),
-                        "--log-dir", str(work / "logs")], check=False, cwd=ROOT)
+                        "--log-dir", str(work / "logs"), *known_hosts], check=False, cwd=ROOT)
         step("dcp-agent on the new control node (local checks)")
         subprocess.run(["ssh", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
                         "-o", "LogLevel=ERROR", "-i", str(key), "-p", str(node.port), "root@127.0.0.1",
@@ -89,7 +101,56 @@ def hosts_part(work: Path, moto: MotoServer) -> None:
                 print(f"    {ami} is {image['State']} in the emulator, tagged:")
                 for tag in sorted(image.get("Tags", []), key=lambda t: t["Key"]):
                     print(f"      {tag['Key']} = {tag['Value']}")
+                launch_part(work, moto, builder, key)
 
+
+def launch_part(work: Path, moto: MotoServer, node: Sandbox, key: Path) -> None:
+    """The step after build-ami: `invoke launch-node` from the newest AMI the project built, then an SSH login
+    to the node that shows the agent's banner. The emulator's instance is the sandbox the AMI was baked in
+    (its SSH pinned to 127.0.0.1), booted the way cloud-init boots an instance of the image."""
+    import re
+    import time
+
+    first_boot(node, key)
+    home = operator_home(work / "operator", key)
+    env = {**emulator_env(), "HOME": str(home)}
+    step("invoke launch-node: a control node from the newest AMI this project built (IMDSv2, encrypted root, "
+         "SSH from 127.0.0.1 only)")
+    p = run_invoke("launch-node", launch_node_options(moto.endpoint, node.port), env)
+    print("    " + "\n    ".join((p.stdout + p.stderr).strip().splitlines()))
+    if p.returncode != 0:
+        return
+    command = p.stdout.strip().splitlines()[-1]
+    ssh = [*command.replace("~", str(home)).split()[:-1], "-tt", "-o", "StrictHostKeyChecking=accept-new",
+           "-o", f"UserKnownHostsFile={home / '.ssh/known_hosts'}", "-o", "LogLevel=ERROR", command.split()[-1]]
+
+    def login() -> str:
+        out = subprocess.run(ssh, input="exit\n", capture_output=True, text=True, errors="replace", timeout=60,
+                             check=False).stdout
+        out = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.replace("\r", ""))
+        return "\n    ".join(ln.rstrip() for ln in out.splitlines() if ln.strip() and ln.strip() not in {"exit", "logout"}
+                              and not ln.rstrip().endswith(("# exit", "$ exit")))
+
+    # The operator's AWS configuration and DCP files on the node: the seeded account's keys and clone files,
+    # the emulator's endpoints (a Service Quotas stand-in of the node's own: moto has no EC2 quotas).
+    with QuotaStub() as quotas:
+        aws = node.root / "root/.aws"
+        aws.mkdir(exist_ok=True)
+        (aws / "credentials").write_text((work / "home/.aws/credentials").read_text())
+        (aws / "credentials").chmod(0o600)
+        (aws / "config").write_text(f"[default]\nregion = us-east-1\noutput = json\nendpoint_url = {moto.endpoint}\n"
+                                    f"services = emulator\n\n[services emulator]\nservice_quotas =\n"
+                                    f"  endpoint_url = {quotas.endpoint}\n")
+        for name in ("config.py", "lambda_function.py"):
+            shutil.copy(work / "home/Distributed-CellProfiler" / name, node.root / "root/Distributed-CellProfiler")
+        step(f"{command}: the first login starts the agent's check in the background")
+        print("    " + login())
+        cache = node.root / "root/.cache/dcp-agent/login.txt"
+        deadline = time.monotonic() + 90
+        while not cache.exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        step(f"{command} again: the agent's login banner")
+        print("    " + login())
 
 def main() -> int:
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
