@@ -329,7 +329,8 @@ def run_fleet(args: argparse.Namespace, settings: Settings, ctx: Context,
         echo(f"{out} is already up to date")
         return 0
     if old is not None:
-        diff = difflib.unified_diff(old.splitlines(keepends=True), text.splitlines(keepends=True),
+        # Lines compared without their endings: a file without a final newline would glue "-}" and "+}".
+        diff = difflib.unified_diff([f"{ln}\n" for ln in old.splitlines()], [f"{ln}\n" for ln in text.splitlines()],
                                     fromfile=str(out), tofile=f"{out} (new)")
         echo("".join(diff).rstrip("\n"))
         if not args.force:

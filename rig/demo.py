@@ -31,9 +31,19 @@ from rig.nodes import (
 )
 from rig.quota_stub import QuotaStub
 from rig.sandbox import Sandbox, can_sandbox, ensure_base, keypair
-from rig.seed import FLEET_ROLE, DcpAccount, seed_healthy_account, trust_policy
+from rig.seed import (
+    DLQ,
+    FLEET_ROLE,
+    KEY_NAME,
+    OPERATOR_IP,
+    DcpAccount,
+    seed_auto_monitor,
+    seed_empty_account,
+    trust_policy,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
+CIDR = f"{OPERATOR_IP}/32"   # the operator's address for the SSH rule (a documentation address, never dialled)
 
 
 def step(text: str) -> None:
@@ -45,7 +55,12 @@ def break_like_users_do(acct: DcpAccount, quotas: QuotaStub) -> list[str]:
     acct.client("iam").update_assume_role_policy(RoleName=FLEET_ROLE, PolicyDocument=trust_policy("ec2.amazonaws.com"))
     doc = acct.fleet_doc()
     for spec in doc["LaunchSpecifications"]:
-        spec["NetworkInterfaces"][0]["AssociatePublicIpAddress"] = False
+        # DCP's example fleet file's network interface, with its AssociatePublicIpAddress: false.
+        subnet = str(spec.pop("SubnetId", "")).split(",")[0].strip()
+        groups = [g["GroupId"] for g in spec.pop("SecurityGroups", [])]
+        nic = (spec.get("NetworkInterfaces") or [{"DeviceIndex": 0, "DeleteOnTermination": True, "SubnetId": subnet,
+                                                  "Groups": groups}])[0]
+        spec["NetworkInterfaces"] = [dict(nic, AssociatePublicIpAddress=False)]
         spec["IamInstanceProfile"]["Arn"] = spec["IamInstanceProfile"]["Arn"].replace(":instance-profile/", ":role/")
     acct.write_fleet(doc)
     quotas.quotas["L-34B43A08"] = 5.0
@@ -58,6 +73,11 @@ def break_like_users_do(acct: DcpAccount, quotas: QuotaStub) -> list[str]:
 def agent(acct: DcpAccount, *args: str) -> int:
     exe = Path(sys.executable).parent / "dcp-agent"
     return subprocess.run([str(exe), *args], env=acct.env(), check=False).returncode
+
+
+def agent_output(acct: DcpAccount, *args: str) -> str:
+    exe = Path(sys.executable).parent / "dcp-agent"
+    return subprocess.run([str(exe), *args], env=acct.env(), capture_output=True, text=True, check=False).stdout
 
 
 @contextlib.contextmanager
@@ -159,11 +179,25 @@ def main() -> int:
         step("Starting the embedded AWS emulator (moto server) on 127.0.0.1")
         with emulator(work) as (moto, quotas):
             print(f"    AWS endpoint {moto.endpoint}, Service Quotas stand-in {quotas.endpoint}")
-            step("Seeding a DCP account the way Step 0 describes (roles, bucket, queue, network, key pair)")
-            acct = seed_healthy_account(moto.endpoint, work / "home", account_id="123456789012")
+            step("An account as AWS hands it over (a default VPC) and the operator's IAM user; config.py filled in")
+            acct = seed_empty_account(moto.endpoint, work / "home", account_id="123456789012")
             acct.extra_env["AWS_ENDPOINT_URL_SERVICE_QUOTAS"] = quotas.endpoint
-            print(f"    account {acct.account_id}, bucket {acct.bucket}, fleet file {acct.fleet.name}")
-            step("dcp-agent check on the healthy account")
+            print(f"    account {acct.account_id}; config.py names bucket {acct.bucket}, queue {DLQ}, key {KEY_NAME}")
+            step("dcp-agent check on it: what Step 0 has not done yet (summary)")
+            print("    " + agent_output(acct, "check").strip().splitlines()[-1])
+            step(f"dcp-agent fix --ssh-cidr {CIDR}: the plan (nothing changes yet)")
+            agent(acct, "fix", "--ssh-cidr", CIDR)
+            step("dcp-agent fix --apply --yes: make it, then check what changed")
+            agent(acct, "fix", "--apply", "--yes", "--ssh-cidr", CIDR)
+            step("dcp-agent fix --apply --yes again: converged")
+            agent(acct, "fix", "--apply", "--yes", "--ssh-cidr", CIDR)
+            step("dcp-agent fleet: a fleet file for this account (SSM's ECS AMI, the roles, group, key and subnets)")
+            agent(acct, "fleet")
+            step("The step the plan left for a person: python setup_AWS.py deploys the Monitor Lambda "
+                 "(here: its emulated equivalent)")
+            seed_auto_monitor(acct.client("lambda"), acct.client("sns"), (acct.clone / "lambda_function.py").read_bytes(),
+                              f"arn:aws:iam::{acct.account_id}:role/LambdaFullAccess")
+            step("dcp-agent check")
             rc = agent(acct, "check")
             print(f"    exit status {rc}")
             step("Now the mistakes users report, recreated in the emulator:")
@@ -172,9 +206,17 @@ def main() -> int:
             step("dcp-agent check finds each one, with the fix")
             rc = agent(acct, "check")
             print(f"    exit status {rc} (1: problems found)")
-            step("dcp-agent check --json (what tooling reads), summary only")
-            out = subprocess.run([str(Path(sys.executable).parent / "dcp-agent"), "check", "--json"],
-                                 env=acct.env(), capture_output=True, text=True, check=False).stdout
+            step("dcp-agent fix --request-quota: what it can cure, and what is for a person")
+            agent(acct, "fix", "--ssh-cidr", CIDR, "--request-quota")
+            step("dcp-agent fix --apply --yes --request-quota")
+            agent(acct, "fix", "--apply", "--yes", "--ssh-cidr", CIDR, "--request-quota")
+            step("dcp-agent fleet --force: the fleet file written again (the diff shows what was wrong in it)")
+            agent(acct, "fleet", "--force")
+            for r in quotas.requests:   # the stand-in grants what was asked at once; AWS takes hours to days
+                quotas.quotas[r["QuotaCode"]] = float(r["DesiredValue"])
+            step("AWS grants the quota request (the stand-in at once); dcp-agent check --json (what tooling reads), "
+                 "summary only")
+            out = agent_output(acct, "check", "--json")
             print("    " + json.dumps(json.loads(out)["summary"]))
             reason = can_sandbox()
             if reason:
