@@ -8,6 +8,7 @@ flock), the cache written atomically with mode 0600 in the user's own cache dire
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import sys
@@ -75,8 +76,69 @@ def summarize(results: list[Result]) -> str:
     return "\n".join(lines) + "\n"
 
 
+SHELL_TIMEOUT = 5.0
+_MARK = b"\0dcp-agent-env\0"
+ADOPTED = ("AWS_", "PATH")   # what the checks read from the environment: AWS's variables and the tool path
+
+
+def shell_env(timeout: float = SHELL_TIMEOUT) -> dict[str, str] | None:
+    """The environment the user's login shell ends up with, after /etc/profile, ~/.profile, ~/.bashrc …
+
+    The hook starts the refresh from /etc/profile.d, before the user's own files run, so a profile exported
+    in ~/.bashrc (C02's own advice) is not in the refresh's environment. This asks a login shell (interactive,
+    as at an SSH login; without a terminal, so the hook itself stays silent, and with DCP_AGENT_LOGIN=off)
+    for its environment after everything ran. Whatever the files print comes before the marker. None when
+    the shell fails, hangs or replaces itself (exec): then the environment stays as it is."""
+    import pwd
+    import subprocess
+
+    try:
+        shell = pwd.getpwuid(os.getuid()).pw_shell or os.environ.get("SHELL") or "/bin/sh"
+    except KeyError:
+        shell = os.environ.get("SHELL") or "/bin/sh"
+    if not os.path.isabs(shell) or not os.access(shell, os.X_OK) or shell.endswith(("nologin", "/false")):
+        return None
+    try:
+        p = subprocess.Popen([shell, "-l", "-i", "-c", "printf '\\0dcp-agent-env\\0'; env -0"],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             env={**os.environ, "DCP_AGENT_LOGIN": "off"}, start_new_session=True)
+    except OSError:
+        return None
+    try:
+        out, _ = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        import signal
+
+        with contextlib.suppress(OSError):
+            os.killpg(p.pid, signal.SIGKILL)   # the shell's own session: whatever its files started, too
+        p.communicate()
+        return None
+    at = out.rfind(_MARK)
+    if p.returncode != 0 or at < 0:
+        return None
+    env: dict[str, str] = {}
+    for entry in out[at + len(_MARK):].split(b"\0"):
+        name, eq, value = entry.partition(b"=")
+        if eq and name:
+            env[name.decode(errors="replace")] = value.decode(errors="replace")
+    return env
+
+
+def adopt_shell_env(env: dict[str, str] | None) -> None:
+    """Take over the AWS variables and PATH of the user's final shell environment (set, changed or unset)."""
+    if env is None:
+        return
+    for name in [n for n in os.environ if n.startswith(ADOPTED)]:
+        if name not in env:
+            del os.environ[name]
+    for name, value in env.items():
+        if name.startswith(ADOPTED):
+            os.environ[name] = value
+
+
 def refresh() -> int:
-    """Run the checks and rewrite the cache; returns at once if another refresh holds the lock."""
+    """Run the checks and rewrite the cache; returns at once if another refresh holds the lock. The checks
+    see the environment the user's shell ends up with (see shell_env)."""
     from agent.context import Context
     from agent.registry import select
     from agent.report import as_json
@@ -89,6 +151,7 @@ def refresh() -> int:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return 0  # another refresh is running for this user
+        adopt_shell_env(shell_env())
         try:
             s = load()
             selection = select(s)   # the same selection as 'dcp-agent check': enables and suppressions alike

@@ -215,3 +215,31 @@ def test_a_leftover_fleet_comes_first_with_its_cost(node: Sandbox, sandbox_key: 
         assert f"stop: aws ec2 cancel-spot-fleet-requests --spot-fleet-request-ids {fid} --terminate-instances" in cost
     finally:
         ec2.cancel_spot_fleet_requests(SpotFleetRequestIds=[fid], TerminateInstances=True)
+
+
+def test_banner_reflects_the_profile_bashrc_exports(node: Sandbox, sandbox_key: Path, moto: MotoServer) -> None:
+    """The hook runs from /etc/profile.d, before ~/.profile and ~/.bashrc: a user who exports AWS_PROFILE in
+    ~/.bashrc (as C02 advises) must get the banner of that profile, not [default]'s."""
+    import json
+
+    import boto3
+
+    iam = boto3.client("iam", endpoint_url=moto.endpoint, region_name="us-east-1",
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    iam.create_user(UserName="dcp-lab")
+    key = iam.create_access_key(UserName="dcp-lab")["AccessKey"]
+    aws_files(node, moto.endpoint)          # [default]: keys moto knows as user/moto
+    aws = node.root / "root/.aws"
+    with (aws / "config").open("a") as f:
+        f.write(f"[profile lab]\nregion = us-east-1\noutput = json\nendpoint_url = {moto.endpoint}\n")
+    with (aws / "credentials").open("a") as f:
+        f.write(f"[lab]\naws_access_key_id = {key['AccessKeyId']}\naws_secret_access_key = {key['SecretAccessKey']}\n")
+    bashrc = node.root / "root/.bashrc"
+    bashrc.write_text((bashrc.read_text() if bashrc.exists() else "") + "\nexport AWS_PROFILE=lab\n"
+                      "echo 'hello from bashrc'\n")
+    _, out = login(node, sandbox_key)
+    assert FIRST in out and "hello from bashrc" in out
+    assert wait_for(lambda: cache(node).exists(), 90), "the background refresh never wrote the cache"
+    results = {c["code"]: c for c in json.loads((cache(node).parent / "last.json").read_text())["checks"]}
+    assert "user/dcp-lab" in results["I01"]["message"], results["I01"]["message"]    # not [default]'s user/moto
+    assert "AWS_PROFILE" in results["C02"]["message"] and "'lab'" in results["C02"]["message"], results["C02"]
