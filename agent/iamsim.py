@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agent.facts import iam, s3
+from agent.facts.core import code_of
 from agent.model import Finding, fail, warn
 
 if TYPE_CHECKING:
@@ -349,7 +350,13 @@ def simulate(ctx: Context, arn: str, asks: Iterable[Ask]) -> dict[Ask, Verdict]:
                 else:
                     out[a] = Verdict(DENIED, False)
         return out
-    docs = list(iam.identity_policies(ctx, arn))
+    try:
+        docs = list(iam.identity_policies(ctx, arn))
+    except Exception as e:
+        if code_of(e) != "NoSuchEntity":
+            raise   # AccessDenied becomes the runner's "cannot verify: needs …"
+        return {a: Verdict(UNKNOWN, True, f"IAM does not know {arn.split(':', 5)[-1]} (NoSuchEntity), so its "
+                           "policies cannot be read") for a in asks}
     for a in asks:
         rp = json.loads(a.resource_policy) if a.resource_policy else None
         decision, reason = evaluate(docs, a, arn, rp if isinstance(rp, dict) else None)

@@ -218,3 +218,20 @@ def test_pass_role_to_the_wrong_service_is_seen(account: DcpAccount, service: st
     assert r.status == Status.WARN, r.message
     assert "aws-ec2-spot-fleet-tagging-role to spotfleet.amazonaws.com" in r.message
     assert "local evaluation" in r.message
+
+
+def test_unknown_principal_cannot_be_confirmed(account: DcpAccount) -> None:
+    """Keys moto does not know answer GetCallerIdentity as user/moto, a user IAM then does not have: the
+    policies cannot be read, which is 'cannot confirm', not an error."""
+    account.aws_credentials.write_text("[default]\naws_access_key_id = AKIAEXAMPLEEXAMPLE01\n"
+                                       "aws_secret_access_key = testing\n")
+    r = run_agent(account, ["I06"])["I06"]
+    assert r.status == Status.WARN, r.message
+    assert "cannot confirm" in r.message and "NoSuchEntity" in r.message
+
+
+def test_i06_asks_what_run_py_calls(account: DcpAccount) -> None:
+    r = run_agent(account, ["I06"])["I06"]
+    assert r.status == Status.PASS, r.message
+    # DCP's config defaults (AUTO_MONITOR, CREATE_DASHBOARD, CLEAN_DASHBOARD on): 48 calls, 41 distinct asks.
+    assert "41 run.py calls allowed" in r.message and "setup 10, submitJob 2, startCluster 14, monitor 22" in r.message
