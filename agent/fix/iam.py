@@ -113,7 +113,8 @@ def _instance_profile_steps(ctx: Context, profile_name: str, role_name: str) -> 
                 client(ctx, "iam").create_instance_profile(InstanceProfileName=profile_name, Tags=iam_tags())
 
         steps.append(Step(("R03",), f"iam instance-profile {profile_name}", Kind.CREATE, "empty instance profile",
-                          ("iam:CreateInstanceProfile", "iam:TagInstanceProfile"), create))
+                          ("iam:CreateInstanceProfile", "iam:TagInstanceProfile"), create,
+                          lane=f"iam role {role_name}"))
     if prof is None or not prof.roles:
         def add(ctx: Context) -> None:
             with exists_ok("LimitExceeded"):   # it holds a role already: a run before us added it
@@ -121,7 +122,7 @@ def _instance_profile_steps(ctx: Context, profile_name: str, role_name: str) -> 
 
         steps.append(Step(("R03",), f"iam instance-profile {profile_name}", Kind.MODIFY, f"add role {role_name}",
                           ("iam:AddRoleToInstanceProfile", "iam:PassRole"), add,
-                          after=f"iam instance-profile {profile_name}"))
+                          after=f"iam instance-profile {profile_name}", lane=f"iam role {role_name}"))
     return steps
 
 

@@ -34,6 +34,11 @@ class Step:
     actions: tuple[str, ...] = ()
     run: Callable[[Context], None] | None = field(default=None, repr=False)
     after: str = ""   # the resource this step needs to exist first (a step of the same plan)
+    lane: str = ""    # steps of one lane run in order, lanes side by side (default: one lane per resource)
+
+    @property
+    def queue(self) -> str:
+        return self.lane or self.resource
 
     def as_json(self) -> dict[str, Any]:
         return {"codes": list(self.codes), "resource": self.resource, "kind": str(self.kind),

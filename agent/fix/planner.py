@@ -8,6 +8,7 @@ fails on its own: the steps after it that need the same resource are skipped, th
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -116,24 +117,44 @@ def make_plan(settings: Settings, ctx: Context, options: Options) -> tuple[Plan,
     return plan, outcome
 
 
-def apply(plan: Plan, ctx: Context) -> Applied:
-    """Run the plan's changes in order; a failed step skips the later steps on the same resource."""
-    out = Applied()
-    broken: set[str] = set()
-    aws.identity(ctx)   # the same identity the plan was made with (cached)
+def apply(plan: Plan, ctx: Context, *, workers: int = 8) -> Applied:
+    """Run the plan's changes: the steps of one lane in order, lanes side by side (a role and its instance
+    profile are one lane; so are a bucket and its policy, a group and its rule). A failed step skips the later
+    steps of its lane and those on the same resource."""
+    lanes: dict[str, list[Step]] = {}
     for step in plan.changes:
-        if step.resource in broken or (step.after and step.after in broken):
-            out.skipped.append(step)
-            continue
-        assert step.run is not None
-        try:
-            step.run(ctx)
-        except Exception as e:
-            err = translate(e)
-            why = f"{err.code}: {err.message}" if isinstance(err, AwsError) and err.message else (
-                err.code if isinstance(err, AwsError) else f"{type(e).__name__}: {e}")
-            out.failed.append((step, why))
-            broken.add(step.resource)
-            continue
-        out.done.append(step)
-    return out
+        lanes.setdefault(step.queue, []).append(step)
+    aws.identity(ctx)   # the same identity the plan was made with (cached)
+
+    def run_lane(steps: list[Step]) -> Applied:
+        out = Applied()
+        broken: set[str] = set()
+        for step in steps:
+            if step.resource in broken or (step.after and step.after in broken) or (broken and step.lane):
+                out.skipped.append(step)
+                continue
+            assert step.run is not None
+            try:
+                step.run(ctx)
+            except Exception as e:
+                err = translate(e)
+                why = f"{err.code}: {err.message}" if isinstance(err, AwsError) and err.message else (
+                    err.code if isinstance(err, AwsError) else f"{type(e).__name__}: {e}")
+                out.failed.append((step, why))
+                broken.add(step.resource)
+                continue
+            out.done.append(step)
+        return out
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fix") as pool:
+        results = list(pool.map(run_lane, lanes.values()))
+    order = {id(s): i for i, s in enumerate(plan.changes)}
+    total = Applied()
+    for r in results:
+        total.done += r.done
+        total.failed += r.failed
+        total.skipped += r.skipped
+    total.done.sort(key=lambda s: order[id(s)])
+    total.failed.sort(key=lambda f: order[id(f[0])])
+    total.skipped.sort(key=lambda s: order[id(s)])
+    return total
