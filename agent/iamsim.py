@@ -11,7 +11,8 @@ and, for users, their groups') and the resource's policy are evaluated here, thr
 applies, does not apply, or cannot be evaluated (an unknown condition key or operator, an unresolvable
 policy variable). An explicit Deny that applies wins; else an Allow that applies allows, unless a Deny that
 cannot be evaluated might still apply; a statement that cannot be evaluated and decides the answer makes it
-*unknown* ("cannot confirm"). What it never sees: SCPs, permission boundaries, session policies. So a local
+*unknown* ("cannot confirm"). A permissions boundary on the user or role is evaluated the same way and must
+allow too. What it never sees: SCPs, session policies, resource policies other than the bucket's. So a local
 answer is never a BLOCKER fail (see :func:`judge`).
 """
 
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
 # Every IAM action a simulating check's reads need: the simulator, and the policies of the fallback.
 ACTIONS = tuple(dict.fromkeys((*iam.simulate.actions, *iam.principal_arn.actions,
-                               *iam.identity_policies.actions)))
+                               *iam.identity_policies.actions, *iam.permissions_boundary.actions)))
 
 ALLOWED, DENIED, UNKNOWN = "allowed", "denied", "unknown"
 
@@ -334,6 +335,7 @@ def simulate(ctx: Context, arn: str, asks: Iterable[Ask]) -> dict[Ask, Verdict]:
     # The fallback's reads start with the simulator's call, not after it: waiting for its answer costs a
     # round trip, and where the simulator works they are a few spare reads (which cost nothing).
     ctx.facts.prefetch(iam.identity_policies, arn)
+    ctx.facts.prefetch(iam.permissions_boundary, arn)
     answers = {key: iam.simulate(ctx, arn, call(key, items)) for key, items in groups.items()}
     out: dict[Ask, Verdict] = {}
     if all(answer is not None for answer in answers.values()):
@@ -357,15 +359,37 @@ def simulate(ctx: Context, arn: str, asks: Iterable[Ask]) -> dict[Ask, Verdict]:
             raise   # AccessDenied becomes the runner's "cannot verify: needs …"
         return {a: Verdict(UNKNOWN, True, f"IAM does not know {arn.split(':', 5)[-1]} (NoSuchEntity), so its "
                            "policies cannot be read") for a in asks}
+    boundary_arn = iam.permissions_boundary(ctx, arn)
+    boundary = iam.managed_policy(ctx, boundary_arn) if boundary_arn else None
     for a in asks:
         rp = json.loads(a.resource_policy) if a.resource_policy else None
-        decision, reason = evaluate(docs, a, arn, rp if isinstance(rp, dict) else None)
-        out[a] = Verdict(decision, True, reason)
+        rp = rp if isinstance(rp, dict) else None
+        decision, reason = evaluate(docs, a, arn, rp)
+        if boundary is not None and decision != DENIED:
+            decision, reason = within_boundary(decision, reason, evaluate([boundary], a, arn),
+                                               rp is not None and evaluate([], a, arn, rp)[0] == ALLOWED)
+            out[a] = Verdict(decision, True, reason)
+        else:
+            out[a] = Verdict(decision, True, reason)
     return out
 
 
+def within_boundary(decision: str, reason: str, bounded: tuple[str, str], resource_grant: bool) -> tuple[str, str]:
+    """Combine the identity decision with the permissions boundary's: both must allow. A same-account resource
+    policy that names the principal itself is not limited by the boundary (for users; for role sessions it
+    is), so a boundary's denial of what such a grant allows is left unconfirmed."""
+    b_decision, b_reason = bounded
+    if b_decision == DENIED:
+        if resource_grant:
+            return UNKNOWN, "the permissions boundary does not allow it, and a resource policy grants it directly"
+        return DENIED, "outside the permissions boundary"
+    if b_decision == UNKNOWN:
+        return UNKNOWN, f"in the permissions boundary: {b_reason}"
+    return decision, reason
+
+
 LOCAL_NOTE = ("local evaluation of your IAM policies; the policy simulator was unavailable, and SCPs and "
-              "permission boundaries are not seen")
+              "session policies are not seen")
 
 
 def judge(verdicts: dict[Ask, Verdict], describe: Callable[[Ask], str], fix: str,

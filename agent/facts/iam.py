@@ -29,6 +29,7 @@ class Role:
     name: str
     arn: str
     trust: dict[str, Any] = field(default_factory=dict, compare=False)
+    boundary: str | None = field(default=None, compare=False)   # the permissions boundary's policy ARN
 
     @property
     def trusted_services(self) -> set[str]:
@@ -42,7 +43,9 @@ class Role:
 
 
 def _role(raw: dict[str, Any]) -> Role:
-    return Role(str(raw["RoleName"]), str(raw["Arn"]), _doc(raw.get("AssumeRolePolicyDocument") or {}))
+    boundary = (raw.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
+    return Role(str(raw["RoleName"]), str(raw["Arn"]), _doc(raw.get("AssumeRolePolicyDocument") or {}),
+                str(boundary) if boundary else None)
 
 
 @fact("iam:GetRole")
@@ -149,6 +152,21 @@ def identity_policies(ctx: Context, arn: str) -> tuple[dict[str, Any], ...]:
         docs += [managed_policy(ctx, policy) for policy in attached_policies(ctx, *p)]
         docs += inline_policies(ctx, *p)
     return tuple(docs)
+
+
+@fact("iam:GetUser", "iam:GetRole")
+def permissions_boundary(ctx: Context, arn: str) -> str | None:
+    """The permissions boundary (a managed policy ARN) of an IAM user or role, or None."""
+    kind, _, name = arn.split(":", 5)[5].partition("/")
+    name = name.rsplit("/", 1)[-1]
+    if kind == "role":
+        found = role(ctx, name)
+        return found.boundary if found else None
+    if kind != "user":
+        return None
+    raw = ctx.client("iam").get_user(UserName=name)["User"]
+    boundary = (raw.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
+    return str(boundary) if boundary else None
 
 
 @fact("iam:GetRole")

@@ -235,3 +235,24 @@ def test_i06_asks_what_run_py_calls(account: DcpAccount) -> None:
     assert r.status == Status.PASS, r.message
     # DCP's config defaults (AUTO_MONITOR, CREATE_DASHBOARD, CLEAN_DASHBOARD on): 48 calls, 41 distinct asks.
     assert "41 run.py calls allowed" in r.message and "setup 10, submitJob 2, startCluster 14, monitor 22" in r.message
+
+
+def test_a_permissions_boundary_limits_the_local_answer(account: DcpAccount) -> None:
+    """A role whose own policy allows everything but whose permissions boundary allows only S3: I06's run.py
+    calls are outside it (local denial, a warning), S08's bucket actions inside. moto keeps boundaries on roles
+    (not on users), so the operator works through a role_arn profile."""
+    iam = account.client("iam")
+    iam.create_role(RoleName="DCPTaskRole", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}]}))
+    iam.attach_role_policy(RoleName="DCPTaskRole", PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess")
+    only_s3 = iam.create_policy(PolicyName="only-s3", PolicyDocument=json.dumps(doc(
+        {"Effect": "Allow", "Action": ["s3:*", "iam:PassRole"], "Resource": "*"})))["Policy"]["Arn"]
+    iam.put_role_permissions_boundary(RoleName="DCPTaskRole", PermissionsBoundary=only_s3)
+    account.aws_config.write_text(f"[default]\nregion = us-east-1\noutput = json\n"
+                                  f"role_arn = arn:aws:iam::{account.account_id}:role/DCPTaskRole\nsource_profile = base\n")
+    account.aws_credentials.write_text(account.aws_credentials.read_text().replace("[default]", "[base]"))
+    results = run_agent(account, ["I06", "S08", "R06"])
+    assert results["I06"].status == Status.WARN, results["I06"].message
+    assert "sqs:CreateQueue" in results["I06"].message and "local evaluation" in results["I06"].message
+    assert results["S08"].status == Status.PASS, results["S08"].message
+    assert results["R06"].status == Status.PASS, results["R06"].message
