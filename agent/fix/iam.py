@@ -86,7 +86,7 @@ def _ecsconfig_step(ctx: Context, role_name: str, role_arn: str | None) -> Step 
     bucket, app = ctx.config.get("AWS_BUCKET"), ctx.config.get("APP_NAME")
     if not (isinstance(bucket, str) and bucket and isinstance(app, str) and app):
         return None
-    part = partition(ctx.region)
+    part = partition(ctx)
     resource = f"arn:{part}:s3:::{bucket}/ecsconfigs/*"
     if role_arn is not None:
         obj = f"arn:{part}:s3:::{bucket}/ecsconfigs/{app}_ecs.config"

@@ -21,7 +21,7 @@ SIDS = ("DCPAgentLogsAclCheck", "DCPAgentLogsWrite")
 def log_export_statements(ctx: Context, bucket: str) -> list[dict[str, Any]]:
     """The statements CloudWatch Logs needs to export into s3://bucket/exportedlogs/ (DCP's step 0 template,
     limited to this account's exports)."""
-    part = partition(ctx.region)
+    part = partition(ctx)
     principal = {"Service": f"logs.{ctx.region}.amazonaws.com"}
     account = aws.identity(ctx).account
     return [

@@ -39,18 +39,16 @@ def exists_ok(*extra: str) -> Iterator[None]:
             raise
 
 
-def partition(region: str) -> str:
-    """The ARN partition of a region (aws, aws-cn, aws-us-gov)."""
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
+def partition(ctx: Context) -> str:
+    """The ARN partition of the region DCP works in (aws, aws-cn, aws-us-gov …), as the facts know it."""
+    from agent.facts import aws
+
+    return aws.partition(ctx, ctx.region)
 
 
 def managed(ctx: Context, path: str) -> str:
     """An AWS managed policy's ARN in this region's partition, e.g. managed(ctx, 'service-role/X')."""
-    return f"arn:{partition(ctx.region)}:iam::aws:policy/{path}"
+    return f"arn:{partition(ctx)}:iam::aws:policy/{path}"
 
 
 def iam_tags() -> list[dict[str, str]]:
