@@ -253,23 +253,23 @@ def _statements(doc: dict[str, Any]) -> Iterable[tuple[dict[str, Any], str]]:
             yield st, version
 
 
-def principal_keys(arn: str) -> dict[str, list[str]]:
-    """The global condition keys and policy variables a request by this principal carries."""
+def principal_keys(arn: str) -> dict[str, str]:
+    """The global condition keys (and policy variables) every request by this principal carries."""
     parts = arn.split(":", 5)
-    keys = {"aws:principalarn": [arn], "aws:securetransport": ["true"]}   # boto3 always uses HTTPS
+    keys = {"aws:PrincipalArn": arn, "aws:SecureTransport": "true"}   # boto3 always uses HTTPS
     if len(parts) == 6:
-        keys["aws:principalaccount"] = [parts[4]]
+        keys["aws:PrincipalAccount"] = parts[4]
         kind, _, rest = parts[5].partition("/")
-        keys["aws:principaltype"] = ["User" if kind == "user" else "AssumedRole" if kind == "role" else kind]
+        keys["aws:PrincipalType"] = "User" if kind == "user" else "AssumedRole" if kind == "role" else kind
         if kind == "user":
-            keys["aws:username"] = [rest.rsplit("/", 1)[-1]]
+            keys["aws:username"] = rest.rsplit("/", 1)[-1]
     return keys
 
 
 def evaluate(documents: Iterable[dict[str, Any]], ask: Ask, principal: str = "arn:aws:iam::000000000000:user/x",
              resource_policy: dict[str, Any] | None = None) -> tuple[str, str]:
     """The local decision (allowed / denied / unknown) and, for unknown, what could not be evaluated."""
-    keys = {**principal_keys(principal), **ask.keys()}
+    keys = {**{k.lower(): [v] for k, v in principal_keys(principal).items()}, **ask.keys()}
     account = principal.split(":")[4] if principal.count(":") >= 5 else ""
     allow = deny = False
     maybe_allow: list[str] = []
@@ -327,8 +327,10 @@ def simulate(ctx: Context, arn: str, asks: Iterable[Ask]) -> dict[Ask, Verdict]:
         groups.setdefault((a.context, a.resource_policy), []).append(a)
 
     def call(key: tuple[tuple[tuple[str, str], ...], str | None], items: list[Ask]) -> iam.Simulation:
+        asked = {k.lower() for k, _ in key[0]}
+        context = key[0] + tuple((k, v) for k, v in principal_keys(arn).items() if k.lower() not in asked)
         return iam.Simulation(tuple(dict.fromkeys(a.action for a in items)),
-                              tuple(dict.fromkeys(a.resource for a in items)), key[0], key[1])
+                              tuple(dict.fromkeys(a.resource for a in items)), context, key[1])
 
     for key, items in groups.items():
         ctx.facts.prefetch(iam.simulate, arn, call(key, items))

@@ -52,6 +52,9 @@ def test_pass_role_limited_by_passed_to_service_passes(account: DcpAccount, simu
     arn = f"arn:aws:iam::{account.account_id}:role/"
     assert sent == {(arn + FLEET_ROLE, ("spotfleet.amazonaws.com",)), (arn + INSTANCE_ROLE, ("ec2.amazonaws.com",))}
     assert all(a.context.get("aws:RequestedRegion") == [account.region] for a in pass_role)
+    # The principal's own keys too, so a policy variable such as ${aws:username} is never reported missing.
+    assert all(a.context.get("aws:username") == [account.operator_user] for a in pass_role)
+    assert all(a.types.get("aws:SecureTransport") == "boolean" for a in pass_role)
 
 
 def test_missing_context_values_cannot_confirm(account: DcpAccount, simulator: SimulatorStandIn) -> None:
