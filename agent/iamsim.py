@@ -345,7 +345,11 @@ def simulate(ctx: Context, arn: str, asks: Iterable[Ask]) -> dict[Ask, Verdict]:
             answer = answers[key]
             assert answer is not None
             for a in items:
-                decision, missing = answer.get((a.action, a.resource), ("implicitDeny", ()))
+                found = answer.get((a.action, a.resource))
+                if found is None:   # an answer that does not name this pair decides nothing about it
+                    out[a] = Verdict(UNKNOWN, False, "the simulator's answer does not name it")
+                    continue
+                decision, missing = found
                 if decision == "allowed":
                     out[a] = Verdict(ALLOWED, False)
                 elif decision == "implicitDeny" and missing:
