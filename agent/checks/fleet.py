@@ -176,6 +176,13 @@ def root_mapping(ctx: Context) -> Finding:
 def ami_family(ctx: Context) -> Finding:
     images = _images(ctx)
     modern = [i for i, img in images.items() if re.match(MODERN_ECS, img.get("Name", ""))]
+    size = ctx.config.get("EBS_VOL_SIZE")
+    assert ctx.fleet is not None
+    roots = [((s.get("BlockDeviceMappings") or [{}])[0].get("Ebs") or {}).get("VolumeSize")
+             for s in ctx.fleet.specs if s.get("ImageId") in modern]
+    if modern and isinstance(size, int) and roots and all(isinstance(r, int) and r >= size for r in roots):
+        return ok(f"{', '.join(modern)} is an AL2/AL2023 ECS AMI: Docker uses the root volume, sized "
+                  f"{min(roots)} GB ≥ EBS_VOL_SIZE {size}")
     if modern:
         return warn(f"{', '.join(modern)} is an AL2/AL2023 ECS AMI: Docker uses the root volume (overlay2), so "
                     "EBS_VOL_SIZE does not size container storage, and run.py's dm.basesize option is for devicemapper",

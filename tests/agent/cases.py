@@ -736,6 +736,8 @@ CASES: list[Case] = [
     Case("F05", "warn", "an Amazon Linux AMI that is not ECS-optimized (injected name)",
          inject=image_override(Name="amzn2-ami-kernel-5.10-hvm-2.0.20240131.0-x86_64-gp2"), contains="not an ECS-optimized"),
     Case("F07", "warn", "AL2023 AMI with AL1 user data", contains="overlay2", issue="#200"),
+    Case("F07", "pass", "AL2023 AMI, root volume sized for the data", lambda a, e: fleet(a, lambda d: [
+        s["BlockDeviceMappings"][0]["Ebs"].update(VolumeSize=40) for s in d["LaunchSpecifications"]]), "≥ EBS_VOL_SIZE"),
     Case("F07", "pass", "AL1 ECS AMI (injected name)", inject=image_override(
         Name="amzn-ami-2018.03.20240131-amazon-ecs-optimized")),
     Case("F08", "warn", "fleet sets TargetCapacity", lambda a, e: fleet(a, lambda d: d.update(TargetCapacity=5)),

@@ -251,3 +251,20 @@ def test_agent_module_runs(tmp_path: Path) -> None:
     """``python -m agent.cli`` (what the kill test starts) is the console script's main."""
     r = subprocess.run([sys.executable, "-m", "agent.cli", "--version"], capture_output=True, text=True, check=False)
     assert r.returncode == 0 and r.stdout.startswith("dcp-agent ")
+
+
+def test_empty_account_to_ready(empty_account: DcpAccount, capsys: pytest.CaptureFixture[str]) -> None:
+    """The issue's acceptance: fix (plan) → fix --apply → fleet → check passes every check except those the plan
+    marked needs-a-human (and low-severity warnings, which a plan does not list)."""
+    doc = json.loads(fix(capsys, "--ssh-cidr", CIDR, "--json")[1])
+    human = {c for s in doc["plan"]["steps"] if s["kind"] == "needs-a-human" for c in s["codes"]}
+    assert fix(capsys, "--apply", "--yes", "--ssh-cidr", CIDR)[0] == 0
+    assert main(["fleet"]) == 0, capsys.readouterr()
+    capsys.readouterr()
+    results = run_agent(empty_account)
+    unmet = {c: (r.status, r.message) for c, r in results.items()
+             if (r.status in (Status.FAIL, Status.ERROR) or (r.status == Status.WARN and r.severity in ("blocker", "high")))
+             and c not in human}
+    assert unmet == {}
+    assert results["F01"].status == Status.PASS and results["N04"].status == Status.PASS
+    assert human <= {"F01", "M02", "L06", "L07", "F07"}, human   # the fleet file (done by fleet), Monitor, tools
