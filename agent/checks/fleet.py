@@ -180,9 +180,10 @@ def ami_family(ctx: Context) -> Finding:
     assert ctx.fleet is not None
     roots = [((s.get("BlockDeviceMappings") or [{}])[0].get("Ebs") or {}).get("VolumeSize")
              for s in ctx.fleet.specs if s.get("ImageId") in modern]
-    if modern and isinstance(size, int) and roots and all(isinstance(r, int) and r >= size for r in roots):
+    sized = [r for r in roots if isinstance(r, int) and isinstance(size, int) and r >= size]
+    if modern and roots and len(sized) == len(roots):
         return ok(f"{', '.join(modern)} is an AL2/AL2023 ECS AMI: Docker uses the root volume, sized "
-                  f"{min(roots)} GB ≥ EBS_VOL_SIZE {size}")
+                  f"{min(sized)} GB ≥ EBS_VOL_SIZE {size}")
     if modern:
         return warn(f"{', '.join(modern)} is an AL2/AL2023 ECS AMI: Docker uses the root volume (overlay2), so "
                     "EBS_VOL_SIZE does not size container storage, and run.py's dm.basesize option is for devicemapper",
