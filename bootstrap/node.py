@@ -86,6 +86,7 @@ class Plan:
     group_id: str = ""                      # existing group (empty: to create)
     group_has_rule: bool = False
     cidrs: tuple[str, ...] = ()
+    others: tuple[str, ...] = ()            # sources the group lets in besides the operator's (earlier launches)
 
 
 @dataclass
@@ -253,7 +254,11 @@ def _key(ec2: Any, cfg: NodeConfig) -> tuple[bytes, Path | None]:
 
 
 def _vpc(ec2: Any, cfg: NodeConfig) -> str:
+    """The node's VPC; unless SSH is pinned to --ssh-host, its subnet (given, or a default one of the default
+    VPC, which is what EC2 picks) must give it a public address the internet can reach."""
     from botocore.exceptions import ClientError
+
+    from bootstrap.ami import BuildConfig, BuildError, build_subnet, check_public_path
 
     if cfg.subnet_id:
         try:
@@ -262,11 +267,21 @@ def _vpc(ec2: Any, cfg: NodeConfig) -> str:
             if "NotFound" in e.response["Error"]["Code"]:
                 raise NodeError(f"subnet {cfg.subnet_id} does not exist in {cfg.region}") from None
             raise
-        return str(subnets[0]["VpcId"])
-    vpcs = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"]
-    if not vpcs:
-        raise NodeError(f"{cfg.region} has no default VPC: pass --subnet-id (a subnet with a route to the internet)")
-    return str(vpcs[0]["VpcId"])
+        vpc = str(subnets[0]["VpcId"])
+    else:
+        vpcs = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"]
+        if not vpcs:
+            raise NodeError(f"{cfg.region} has no default VPC: pass --subnet-id (a public subnet)")
+        vpc = str(vpcs[0]["VpcId"])
+    if not cfg.ssh_host:
+        try:
+            where = BuildConfig(region=cfg.region, subnet_id=cfg.subnet_id)
+            check_public_path(where, ec2, build_subnet(where, ec2))
+        except BuildError as e:
+            reason = str(e).split(",")[0].replace("the build instance", "the node")
+            raise NodeError(f"{reason}, so SSH from here could not reach the node: pass --subnet-id of a public "
+                            "subnet (a route from 0.0.0.0/0 to an internet gateway, public addresses on launch)") from None
+    return vpc
 
 
 def _profile(cfg: NodeConfig) -> None:
@@ -286,19 +301,20 @@ def _profile(cfg: NodeConfig) -> None:
         raise
 
 
-def _group(ec2: Any, vpc_id: str, cidrs: tuple[str, ...]) -> tuple[str, bool]:
-    """(this project's SSH group in the VPC or "", whether it already lets every cidr in on tcp/22)."""
+def _group(ec2: Any, vpc_id: str, cidrs: tuple[str, ...]) -> tuple[str, bool, set[str]]:
+    """(this project's SSH group in the VPC or "", whether it already lets every cidr in on tcp/22, the
+    sources it lets in)."""
     groups = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc_id]},
                                                    {"Name": "group-name", "Values": [SG_NAME]}])["SecurityGroups"]
     if not groups:
-        return "", False
+        return "", False, set()
     group = groups[0]
     if _tags(group).get(PROJECT_TAG) != PROJECT:
         raise NodeError(f"security group {SG_NAME} ({group['GroupId']}) in {vpc_id} was not made by launch-node: "
                         "rename or delete it")
     allowed = {r["CidrIp"] for p in group.get("IpPermissions", []) if p.get("IpProtocol") == "tcp"
                and p.get("FromPort") == 22 and p.get("ToPort") == 22 for r in p.get("IpRanges", [])}
-    return str(group["GroupId"]), set(cidrs) <= allowed
+    return str(group["GroupId"]), set(cidrs) <= allowed, allowed
 
 
 def plan(ec2: Any, cfg: NodeConfig) -> Plan:
@@ -309,9 +325,9 @@ def plan(ec2: Any, cfg: NodeConfig) -> Plan:
     vpc = _vpc(ec2, cfg)
     _profile(cfg)
     cidrs = operator_cidrs(cfg)
-    group, has_rule = _group(ec2, vpc, cidrs)
+    group, has_rule, allowed = _group(ec2, vpc, cidrs)
     return Plan(image=image, vpc_id=vpc, key_pub=pub, private_key=private, group_id=group, group_has_rule=has_rule,
-                cidrs=cidrs)
+                cidrs=cidrs, others=tuple(sorted(allowed - set(cidrs))))
 
 
 def _existing_node(ec2: Any, name: str) -> str:
@@ -413,6 +429,10 @@ def _ensure_key(ec2: Any, cfg: NodeConfig, p: Plan, undo: list[Callable[[], Any]
 
 
 def _ensure_group(ec2: Any, cfg: NodeConfig, p: Plan, undo: list[Callable[[], Any]]) -> str:
+    if p.others:
+        _say(f"security group {SG_NAME} ({p.group_id}) also lets in {', '.join(p.others)} (earlier addresses); "
+             f"remove one with: aws ec2 revoke-security-group-ingress --group-id {p.group_id} --protocol tcp "
+             f"--port 22 --cidr {p.others[0]} --region {cfg.region}")
     if p.group_id and p.group_has_rule:
         _say(f"security group {SG_NAME} ({p.group_id}) lets {', '.join(p.cidrs)} in on SSH; reused")
         return p.group_id
@@ -423,7 +443,7 @@ def _ensure_group(ec2: Any, cfg: NodeConfig, p: Plan, undo: list[Callable[[], An
         undo.append(lambda: ec2.delete_security_group(GroupId=group))
         _say(f"created security group {SG_NAME} ({group}) in {p.vpc_id}")
     ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=_ingress(p.cidrs))
-    _say(f"security group {group}: SSH (tcp/22) from {', '.join(p.cidrs)} only")
+    _say(f"security group {group}: SSH (tcp/22) from {', '.join(p.cidrs)} {'added' if p.others else 'only'}")
     return str(group)
 
 

@@ -188,3 +188,41 @@ def test_no_project_ami_says_run_build_ami(moto: MotoServer, tmp_path: Path, san
     p = run_invoke("launch-node", launch_node_options(moto.endpoint, NO_SSH), env(home))
     assert p.returncode == 2
     assert "no AMI named dcp-control-node-* built by this project" in p.stderr and "invoke build-ami" in p.stderr
+
+
+def test_without_ssh_pinned_the_subnet_must_give_a_reachable_public_address(
+        moto: MotoServer, amis: dict[str, str], tmp_path: Path, sandbox_key: Path) -> None:
+    """The checks a real account gets (no --ssh-host), run as launch-node runs them before creating anything."""
+    from bootstrap.node import NodeConfig, NodeError, plan
+    from rig.seed import default_vpc_with_internet
+
+    home = operator_home(tmp_path / "home", sandbox_key)
+    client = ec2(moto.endpoint)
+    cfg = NodeConfig(region="us-east-1", key_name="dcp-node", endpoint=moto.endpoint, ssh_cidr="203.0.113.7/32",
+                     ssh_dir=home / ".ssh")
+    with pytest.raises(NodeError, match=r"no route from 0\.0\.0\.0/0 to an internet gateway, so SSH from here"):
+        plan(client, cfg)                                   # moto's default VPC has no internet gateway
+    default_vpc_with_internet(client)                       # as every real default VPC has
+    assert plan(client, cfg).cidrs == ("203.0.113.7/32",)
+    vpc = client.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    private = client.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24")["Subnet"]["SubnetId"]
+    with pytest.raises(NodeError, match=f"subnet {private} gives the node no public address"):
+        plan(client, NodeConfig(**{**cfg.__dict__, "subnet_id": private}))
+    assert created(moto.endpoint) == {"instances": [], "keys": [], "groups": []}
+
+
+def test_a_reused_group_names_the_addresses_it_still_lets_in(moto: MotoServer, amis: dict[str, str], tmp_path: Path,
+                                                             sandbox_key: Path) -> None:
+    home = operator_home(tmp_path / "home", sandbox_key)
+    client = ec2(moto.endpoint)
+    vpc = client.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    group = client.create_security_group(GroupName=SG_NAME, Description="t", VpcId=vpc, TagSpecifications=[
+        {"ResourceType": "security-group", "Tags": [{"Key": "dcp:project", "Value": PROJECT}]}])["GroupId"]
+    client.authorize_security_group_ingress(GroupId=group, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "198.51.100.9/32"}]}])
+    p = run_invoke("launch-node", {**launch_node_options(moto.endpoint, NO_SSH), "--wait-timeout": "1"}, env(home))
+    assert f"also lets in 198.51.100.9/32 (earlier addresses); remove one with: aws ec2 revoke-security-group-ingress " \
+           f"--group-id {group}" in p.stdout, p.stdout + p.stderr
+    assert f"security group {group}: SSH (tcp/22) from 127.0.0.1/32 added" in p.stdout       # reused, rule added
+    assert "SSH on 127.0.0.1:9 did not answer within 1 s" in p.stderr                          # nothing listens there
+    assert "invoke terminate-node dcp-control-node" in p.stderr
