@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -136,8 +137,8 @@ def cmd_policy(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _inputs(args: argparse.Namespace) -> tuple[Settings, Context]:
-    """Settings and context for fix and fleet, with check's rules for bad paths."""
+def _with_inputs(args: argparse.Namespace, command: Callable[[argparse.Namespace, Settings, Context], int]) -> int:
+    """Run fix or fleet on the settings and context, with check's rules for bad paths; a ValueError is bad input."""
     from agent import settings as settings_mod
     from agent.context import Context
 
@@ -146,9 +147,9 @@ def _inputs(args: argparse.Namespace) -> tuple[Settings, Context]:
         _readable(path, what)
     try:
         s = settings_mod.load(args.settings)
-    except settings_mod.SettingsError as e:
+        return command(args, s, Context(s, config=args.config, fleet=getattr(args, "fleet", None)))
+    except (settings_mod.SettingsError, ValueError) as e:
         raise UsageError(str(e)) from None
-    return s, Context(s, config=args.config, fleet=getattr(args, "fleet", None))
 
 
 def cmd_fix(args: argparse.Namespace) -> int:
@@ -156,21 +157,13 @@ def cmd_fix(args: argparse.Namespace) -> int:
 
     if args.yes and not args.apply:
         raise UsageError("--yes only goes with --apply")
-    settings, ctx = _inputs(args)
-    try:
-        return run_fix(args, settings, ctx)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    return _with_inputs(args, run_fix)
 
 
 def cmd_fleet(args: argparse.Namespace) -> int:
     from agent.fleetgen import run_fleet
 
-    settings, ctx = _inputs(args)
-    try:
-        return run_fleet(args, settings, ctx)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    return _with_inputs(args, run_fleet)
 
 
 def cmd_login(args: argparse.Namespace) -> int:
