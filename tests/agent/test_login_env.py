@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,10 +15,14 @@ from agent import login
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A home of its own; the process environment (which adopt_shell_env changes) is restored afterwards."""
+    saved = dict(os.environ)
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / ".profile").write_text('[ -n "$BASH_VERSION" ] && [ -f "$HOME/.bashrc" ] && . "$HOME/.bashrc"\n')
-    return tmp_path
+    yield tmp_path
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 def test_bashrc_exports_are_adopted(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -27,7 +32,6 @@ def test_bashrc_exports_are_adopted(home: Path, monkeypatch: pytest.MonkeyPatch)
     assert env is not None and env.get("AWS_PROFILE") == "lab" and "AWS_DEFAULT_PROFILE" not in env
     login.adopt_shell_env(env)
     assert os.environ.get("AWS_PROFILE") == "lab" and "AWS_DEFAULT_PROFILE" not in os.environ
-    monkeypatch.delenv("AWS_PROFILE")
 
 
 def test_a_hanging_shell_changes_nothing(home: Path) -> None:
