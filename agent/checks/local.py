@@ -122,7 +122,8 @@ def gnu_parallel(ctx: Context) -> Finding:
     rc, out = local.parallel_version(ctx)
     if rc == 127:
         return warn("parallel is not installed (optional: files/batches.sh needs it)",
-                    PKG.format(deb="parallel", rpm="parallel"))
+                    "sudo apt-get install -y parallel   (Amazon Linux 2023 has no parallel package: invoke bootstrap "
+                    "installs GNU's release, checksum-verified; or https://www.gnu.org/software/parallel/)")
     if "GNU parallel" not in out:
         return warn("the 'parallel' on PATH is not GNU parallel (moreutils'?); DCP's scripts use GNU ::: syntax",
                     "sudo apt-get install -y parallel (it replaces moreutils' parallel)")
