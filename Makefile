@@ -59,6 +59,7 @@ demo: setup
 
 bench: setup
 	$(PY) bench/agent_check.py
+	$(PY) bench/fix_apply.py
 	$(PY) bench/login.py
 	$(PY) bench/bootstrap.py
 	$(PY) bench/build_ami.py
