@@ -56,6 +56,9 @@ def render() -> str:
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["--write"]:
+        from agent.fix import policy as fix_policy
+
         SHIPPED.write_text(render(), encoding="utf-8")
+        fix_policy.SHIPPED.write_text(fix_policy.render(), encoding="utf-8")   # it holds these reads too
     else:
         sys.stdout.write(render())

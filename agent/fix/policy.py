@@ -2,20 +2,20 @@
 policy (fix runs the checks first), the few reads of fix and fleet, and each write scoped to the resources
 DCP names (its roles, instance profile, AWS_BUCKET, the dead-letter queue, the key pair).
 
-``agent/data/policy-fix.json`` is this module's output (``python -m agent.fix.policy --write``); a test fails
+``agent/data/policy-fix.json`` is this module's output, written with the checks' policy by
+``python -m agent.policy --write`` (it embeds those reads); a test fails
 when the shipped file differs, and another when a planned step calls an action this policy lacks.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 from agent import policy as read_policy
 
-SHIPPED = Path(__file__).resolve().parent.parent / "data" / "policy-fix.json"
+SHIPPED: Path = Path(__file__).resolve().parent.parent / "data" / "policy-fix.json"
 ROLES = ["arn:aws:iam::<ACCT>:role/ecsInstanceRole", "arn:aws:iam::<ACCT>:role/aws-ec2-spot-fleet-tagging-role",
          "arn:aws:iam::<ACCT>:role/LambdaFullAccess"]
 EC2 = "arn:aws:ec2:<REGION>:<ACCT>"
@@ -61,10 +61,3 @@ def build() -> dict[str, Any]:
 
 def render() -> str:
     return json.dumps(build(), indent=2) + "\n"
-
-
-if __name__ == "__main__":
-    if sys.argv[1:] == ["--write"]:
-        SHIPPED.write_text(render(), encoding="utf-8")
-    else:
-        sys.stdout.write(render())

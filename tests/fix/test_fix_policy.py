@@ -77,7 +77,7 @@ def fixer(enforcing: MotoServer, quotas: QuotaStub, tmp_path_factory: pytest.Tem
 
 
 def test_shipped_fix_policy_is_generated() -> None:
-    assert fix_policy.SHIPPED.read_text() == fix_policy.render(), "run .venv/bin/python -m agent.fix.policy --write"
+    assert fix_policy.SHIPPED.read_text() == fix_policy.render(), "run .venv/bin/python -m agent.policy --write"
 
 
 def test_fix_policy_is_enough_for_apply_from_empty(fixer: DcpAccount, capsys: pytest.CaptureFixture[str]) -> None:
