@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agent import gates
+from agent.checks._common import is_true
 from agent.context import Context
 from agent.facts import aws, ec2
 from agent.model import Finding, Severity, Skip, fail, ok, warn
@@ -239,3 +240,21 @@ def weighted_capacity(ctx: Context) -> Finding:
                         "(CLUSTER_MACHINES × TASKS_PER_MACHINE): the extra machines idle at spot price", fix)
     return ok("each launch specification weighs 1")
 
+
+
+@check("F11", "fleet.forgotten-fleet", "A forgotten fleet does not run for a year", Severity.MEDIUM,
+       needs=(structure, gates.CONFIG))
+def forgotten_fleet(ctx: Context) -> Finding:
+    """run.py asks for the fleet from now until a year from now (ValidUntil = now + 365 days). A ``maintain``
+    fleet (RequestSpotFleet's default Type) replaces every worker it loses until then, unless something cancels
+    it: Auto-Monitor, or 'run.py monitor' left running. A ``request`` fleet does not replace them."""
+    assert ctx.fleet is not None
+    kind = ctx.fleet.doc.get("Type", "maintain")
+    if kind != "maintain":
+        return ok(f"Type {kind}: lost workers are not replaced")
+    if is_true(ctx.config.get("AUTO_MONITOR")):
+        return ok("Type maintain, and Auto-Monitor cancels the fleet when the queue is empty")
+    return warn("Type maintain with AUTO_MONITOR off: run.py's fleet is valid for 365 days and replaces every lost "
+                "worker until 'run.py monitor' cancels it; forgotten, it keeps CLUSTER_MACHINES running for a year",
+                "set AUTO_MONITOR = 'True' (after python setup_AWS.py), or always leave 'python run.py monitor' "
+                "running in tmux until the run ends")

@@ -745,6 +745,10 @@ CASES: list[Case] = [
     Case("F09", "warn", "lowestPrice", lambda a, e: fleet(a, lambda d: d.update(AllocationStrategy="lowestPrice")),
          "lowestPrice"),
     Case("F10", "fail", "WeightedCapacity 2: startCluster waits forever", weight(2), "never"),
+    Case("F11", "warn", "maintain fleet, Auto-Monitor off", lambda a, e: a.edit_config(AUTO_MONITOR="False"),
+         "365 days"),
+    Case("F11", "pass", "request fleet, Auto-Monitor off", lambda a, e: (
+        a.edit_config(AUTO_MONITOR="False"), fleet(a, lambda d: d.update(Type="request")))),
     Case("F10", "fail", "WeightedCapacity 0.5: twice the machines", weight(0.5), "WeightedCapacity"),
     Case("F10", "pass", "WeightedCapacity 1", weight(1)),
     # M: leftovers of earlier runs, their cost, and Auto-Monitor
