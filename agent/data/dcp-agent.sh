@@ -32,11 +32,13 @@ _dcp_agent_login() {
     fi
     if [ "$_dcp_age" -gt "$_dcp_ttl" ]; then
         # While a refresh runs, its spawn lock is held: later logins start nothing (not even Python).
+        # SIGHUP is ignored before the spawn: a session that ends at once (ssh host, then exit) hangs up its
+        # terminal's process group, and setsid may not have detached the refresh from it yet.
         if [ -d "$_dcp_dir" ] && command -v flock >/dev/null 2>&1; then
-            ( setsid flock -n "$_dcp_dir/spawn.lock" timeout -k 5 "${DCP_AGENT_LOGIN_TIMEOUT:-45}" \
+            ( trap '' HUP; setsid flock -n "$_dcp_dir/spawn.lock" timeout -k 5 "${DCP_AGENT_LOGIN_TIMEOUT:-45}" \
                 dcp-agent login --refresh </dev/null >/dev/null 2>&1 & ) </dev/null >/dev/null 2>&1
         else
-            ( setsid timeout -k 5 "${DCP_AGENT_LOGIN_TIMEOUT:-45}" dcp-agent login --refresh \
+            ( trap '' HUP; setsid timeout -k 5 "${DCP_AGENT_LOGIN_TIMEOUT:-45}" dcp-agent login --refresh \
                 </dev/null >/dev/null 2>&1 & ) </dev/null >/dev/null 2>&1
         fi
     fi
