@@ -43,7 +43,9 @@ def _recheck(settings: Settings, ctx: Context, applied: Applied) -> RunOutcome |
     if not codes:
         return None
     fresh = Context(settings, config=ctx.config_path, fleet=ctx.fleet.path if ctx.fleet else None)
-    return run(select(settings, only=codes), fresh)
+    outcome = run(select(settings, only=codes), fresh)
+    # Only the cured checks: what they needed (e.g. a fleet file not written yet) is the plan's business.
+    return RunOutcome([r for r in outcome.results if r.code in codes], outcome.duration_ms)
 
 
 def run_fix(args: argparse.Namespace, settings: Settings, ctx: Context) -> int:
