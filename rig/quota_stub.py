@@ -9,17 +9,17 @@ agent's code path is the real one, in-process and in subprocesses alike.
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from rig.proxy import LoopbackServer
 
 # The spot vCPU quotas of a healthy account: standard, G and VT, P, Inf, Trn, DL, F, X.
 DEFAULT_QUOTAS = {"L-34B43A08": 256.0, "L-3819A6DF": 64.0, "L-7212CCBC": 64.0, "L-B5D1601B": 64.0,
                   "L-6B0D517C": 64.0, "L-85EED4F7": 96.0, "L-88CF9481": 64.0, "L-E3A00192": 64.0}
 
 
-class QuotaStub:
+class QuotaStub(LoopbackServer):
     def __init__(self, quotas: dict[str, float] | None = None) -> None:
         self.quotas: dict[str, float] = dict(DEFAULT_QUOTAS if quotas is None else quotas)
         self.calls = 0
@@ -60,26 +60,4 @@ class QuotaStub:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = int(self.server.server_address[1])
-        self._thread = threading.Thread(target=self.server.serve_forever, name="quota-stub", daemon=True)
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> QuotaStub:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def __enter__(self) -> QuotaStub:
-        return self.start()
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
+        super().__init__(Handler, "quota-stub")

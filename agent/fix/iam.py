@@ -15,7 +15,7 @@ from agent import iamsim
 from agent.checks._common import fleet_role_name, instance_profile_name, is_true
 from agent.facts import iam
 from agent.fix.plan import Kind, Step
-from agent.fix.writes import client, exists_ok, iam_tags, managed, partition
+from agent.fix.writes import exists_ok, iam_tags, managed, partition
 
 if TYPE_CHECKING:
     from agent.context import Context
@@ -39,7 +39,7 @@ def _create_role(name: str, service: str, codes: tuple[str, ...]) -> Step:
 
     def run(ctx: Context) -> None:
         with exists_ok():
-            client(ctx, "iam").create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(doc), Tags=iam_tags(),
+            ctx.client("iam").create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(doc), Tags=iam_tags(),
                                            Description="DCP role created by dcp-agent fix")
 
     return Step(codes, f"iam role {name}", Kind.CREATE, f"trusted by {service}", ("iam:CreateRole", "iam:TagRole"), run)
@@ -52,7 +52,7 @@ def _add_trust(role: iam.Role, service: str, codes: tuple[str, ...]) -> Step:
     text = json.dumps(doc, sort_keys=True)
 
     def run(ctx: Context) -> None:
-        client(ctx, "iam").update_assume_role_policy(RoleName=role.name, PolicyDocument=text)
+        ctx.client("iam").update_assume_role_policy(RoleName=role.name, PolicyDocument=text)
 
     return Step(codes, f"iam role {role.name}", Kind.MODIFY,
                 f"trust policy gains {json.dumps(trust_statement(service))}; afterwards: {text}",
@@ -61,7 +61,7 @@ def _add_trust(role: iam.Role, service: str, codes: tuple[str, ...]) -> Step:
 
 def _attach(name: str, arn: str, codes: tuple[str, ...]) -> Step:
     def run(ctx: Context) -> None:
-        client(ctx, "iam").attach_role_policy(RoleName=name, PolicyArn=arn)
+        ctx.client("iam").attach_role_policy(RoleName=name, PolicyArn=arn)
 
     return Step(codes, f"iam role {name}", Kind.MODIFY, f"attach {arn}", ("iam:AttachRolePolicy",), run,
                 after=f"iam role {name}")
@@ -97,7 +97,7 @@ def _ecsconfig_step(ctx: Context, role_name: str, role_arn: str | None) -> Step 
         {"Effect": "Allow", "Action": "s3:GetObject", "Resource": resource}]})
 
     def run(ctx: Context) -> None:
-        client(ctx, "iam").put_role_policy(RoleName=role_name, PolicyName=ECSCONFIG_POLICY, PolicyDocument=doc)
+        ctx.client("iam").put_role_policy(RoleName=role_name, PolicyName=ECSCONFIG_POLICY, PolicyDocument=doc)
 
     return Step(("R02",), f"iam role {role_name}", Kind.MODIFY,
                 f"add inline policy {ECSCONFIG_POLICY}: s3:GetObject on {resource}", ("iam:PutRolePolicy",), run,
@@ -110,7 +110,7 @@ def _instance_profile_steps(ctx: Context, profile_name: str, role_name: str) -> 
     if prof is None:
         def create(ctx: Context) -> None:
             with exists_ok():
-                client(ctx, "iam").create_instance_profile(InstanceProfileName=profile_name, Tags=iam_tags())
+                ctx.client("iam").create_instance_profile(InstanceProfileName=profile_name, Tags=iam_tags())
 
         steps.append(Step(("R03",), f"iam instance-profile {profile_name}", Kind.CREATE, "empty instance profile",
                           ("iam:CreateInstanceProfile", "iam:TagInstanceProfile"), create,
@@ -118,7 +118,7 @@ def _instance_profile_steps(ctx: Context, profile_name: str, role_name: str) -> 
     if prof is None or not prof.roles:
         def add(ctx: Context) -> None:
             with exists_ok("LimitExceeded"):   # it holds a role already: a run before us added it
-                client(ctx, "iam").add_role_to_instance_profile(InstanceProfileName=profile_name, RoleName=role_name)
+                ctx.client("iam").add_role_to_instance_profile(InstanceProfileName=profile_name, RoleName=role_name)
 
         steps.append(Step(("R03",), f"iam instance-profile {profile_name}", Kind.MODIFY, f"add role {role_name}",
                           ("iam:AddRoleToInstanceProfile", "iam:PassRole"), add,
@@ -134,7 +134,7 @@ def _slr_steps(ctx: Context) -> list[Step]:
 
         def run(ctx: Context, service: str = service) -> None:
             with exists_ok():
-                client(ctx, "iam").create_service_linked_role(AWSServiceName=service)
+                ctx.client("iam").create_service_linked_role(AWSServiceName=service)
 
         steps.append(Step(("R05",), f"iam role {name}", Kind.CREATE,
                           f"service-linked role for {service} (AWS owns it: it cannot carry tags)",

@@ -17,7 +17,7 @@ from agent.checks.network import _allows
 from agent.facts import ec2
 from agent.fix.plan import Kind, Step
 from agent.fix.tags import WORKER_SG_NAME
-from agent.fix.writes import client, ec2_tags, exists_ok
+from agent.fix.writes import ec2_tags, exists_ok
 
 if TYPE_CHECKING:
     from agent.context import Context
@@ -51,7 +51,7 @@ def _group_steps(ctx: Context, vpc: str) -> tuple[list[Step], str, dict[str, Any
 
     def create(ctx: Context) -> None:
         with exists_ok():
-            client(ctx, "ec2").create_security_group(
+            ctx.client("ec2").create_security_group(
                 GroupName=WORKER_SG_NAME, VpcId=vpc, Description="DCP workers (created by dcp-agent fix)",
                 TagSpecifications=ec2_tags("security-group"))
 
@@ -93,7 +93,7 @@ def plan_ssh(ctx: Context, cidr: str | None, failing: set[str]) -> list[Step]:
     def authorize(ctx: Context) -> None:
         group_id = name or _group_id(ctx, vpc)
         with exists_ok():
-            client(ctx, "ec2").authorize_security_group_ingress(
+            ctx.client("ec2").authorize_security_group_ingress(
                 GroupId=group_id, IpPermissions=[rule], TagSpecifications=ec2_tags("security-group-rule"))
 
     return [*steps, Step(("N04",), res, Kind.MODIFY, f"add one inbound rule: tcp/22 from {cidr}",
@@ -109,10 +109,10 @@ def _covers(cidr: str, net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bo
 
 
 def _group_id(ctx: Context, vpc: str) -> str:
-    """The id of the group created earlier in this apply (a fresh read: the plan's read saw none)."""
-    groups = client(ctx, "ec2").describe_security_groups(Filters=[
-        {"Name": "vpc-id", "Values": [vpc]}, {"Name": "group-name", "Values": [WORKER_SG_NAME]}])["SecurityGroups"]
-    return str(groups[0]["GroupId"])
+    """The id of the group created earlier in this apply (read afresh: the plan's cached read saw none)."""
+    group = ec2.group_named.fn(ctx, vpc, WORKER_SG_NAME)
+    assert group is not None, f"{WORKER_SG_NAME} was just created in {vpc}"
+    return str(group["GroupId"])
 
 
 def key_names(ctx: Context) -> tuple[str | None, str | None]:
@@ -144,7 +144,7 @@ def plan_key(ctx: Context, problems: list[str]) -> list[Step]:
 
         def imp(ctx: Context) -> None:
             with exists_ok():
-                client(ctx, "ec2").import_key_pair(KeyName=name, PublicKeyMaterial=material,
+                ctx.client("ec2").import_key_pair(KeyName=name, PublicKeyMaterial=material,
                                                    TagSpecifications=ec2_tags("key-pair"))
 
         return [Step(("N09",), res, Kind.CREATE, f"import {public}", ("ec2:ImportKeyPair", "ec2:CreateTags"), imp)]
@@ -161,7 +161,7 @@ def plan_key(ctx: Context, problems: list[str]) -> list[Step]:
         ssh.mkdir(mode=0o700, exist_ok=True)
         fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)   # never over an existing file
         try:
-            key = client(ctx, "ec2").create_key_pair(KeyName=name, KeyType="ed25519",
+            key = ctx.client("ec2").create_key_pair(KeyName=name, KeyType="ed25519",
                                                      TagSpecifications=ec2_tags("key-pair"))
         except BaseException:
             os.close(fd)

@@ -17,7 +17,6 @@ from agent.facts import aws, quotas
 from agent.facts.core import AwsError, translate
 from agent.fix import awsconfig, iam, network, storage
 from agent.fix.plan import Kind, Plan, Step
-from agent.fix.writes import client
 from agent.model import Result, RunOutcome, Severity, Status
 from agent.registry import select
 from agent.runner import run
@@ -70,7 +69,7 @@ def _quota_steps(results: list[Result], options: Options, ctx: Context) -> list[
             continue   # an open request for at least this much exists: filing again would only duplicate it
 
         def request(ctx: Context, code: str = code, value: str = value) -> None:
-            client(ctx, "service-quotas").request_service_quota_increase(
+            ctx.client("service-quotas").request_service_quota_increase(
                 ServiceCode="ec2", QuotaCode=code, DesiredValue=float(value))
 
         steps.append(Step(("Z01",), f"service-quota ec2/{code}", Kind.CREATE,

@@ -10,7 +10,7 @@ from agent.checks.s3 import NAME_RE, PLACEHOLDERS
 from agent.checks.sqs import FOURTEEN_DAYS, dlq_name
 from agent.facts import aws, s3, sqs
 from agent.fix.plan import Kind, Step
-from agent.fix.writes import client, exists_ok, iam_tags, partition, sqs_tags
+from agent.fix.writes import exists_ok, iam_tags, partition, sqs_tags
 
 if TYPE_CHECKING:
     from agent.context import Context
@@ -37,7 +37,7 @@ def _bucket_steps(ctx: Context, bucket: str) -> list[Step]:
     region = ctx.region
 
     def create(ctx: Context) -> None:
-        s3c = client(ctx, "s3")
+        s3c = ctx.client("s3")
         kwargs: dict[str, Any] = {"Bucket": bucket}
         if region != "us-east-1":
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
@@ -45,12 +45,12 @@ def _bucket_steps(ctx: Context, bucket: str) -> list[Step]:
             s3c.create_bucket(**kwargs)
 
     def lock(ctx: Context) -> None:
-        client(ctx, "s3").put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
+        ctx.client("s3").put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
             "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
             "RestrictPublicBuckets": True})
 
     def tag(ctx: Context) -> None:
-        s3c = client(ctx, "s3")
+        s3c = ctx.client("s3")
         try:
             current = s3c.get_bucket_tagging(Bucket=bucket).get("TagSet", [])
         except Exception:
@@ -82,7 +82,7 @@ def _policy_step(ctx: Context, bucket: str, existing: dict[str, Any] | None) -> 
     text = json.dumps(doc)
 
     def run(ctx: Context) -> None:
-        client(ctx, "s3").put_bucket_policy(Bucket=bucket, Policy=text)
+        ctx.client("s3").put_bucket_policy(Bucket=bucket, Policy=text)
 
     return Step(("S05",), f"s3 bucket {bucket}", Kind.MODIFY, change, ("s3:PutBucketPolicy",), run,
                 after=f"s3 bucket {bucket}")
@@ -113,7 +113,7 @@ def plan_queue(ctx: Context, failing: set[str]) -> list[Step]:
     if q is None:
         def create(ctx: Context) -> None:
             with exists_ok():
-                client(ctx, "sqs").create_queue(QueueName=name, tags=sqs_tags(),
+                ctx.client("sqs").create_queue(QueueName=name, tags=sqs_tags(),
                                                 Attributes={"MessageRetentionPeriod": str(FOURTEEN_DAYS)})
 
         return [Step(("Q02", "Q03"), res, Kind.CREATE, "standard queue, 14-day retention",
@@ -123,7 +123,7 @@ def plan_queue(ctx: Context, failing: set[str]) -> list[Step]:
         url = q["url"]
 
         def raise_retention(ctx: Context) -> None:
-            client(ctx, "sqs").set_queue_attributes(QueueUrl=url, Attributes={
+            ctx.client("sqs").set_queue_attributes(QueueUrl=url, Attributes={
                 "MessageRetentionPeriod": str(FOURTEEN_DAYS)})
 
         return [Step(("Q03",), res, Kind.MODIFY, f"MessageRetentionPeriod {retention} → {FOURTEEN_DAYS} (14 days)",

@@ -22,10 +22,6 @@ EXISTS = frozenset({"EntityAlreadyExists", "BucketAlreadyOwnedByYou", "InvalidGr
                     "InvalidInput"})
 
 
-def client(ctx: Context, service: str) -> Any:
-    return ctx.client(service)
-
-
 @contextlib.contextmanager
 def exists_ok(*extra: str) -> Iterator[None]:
     """Swallow the error an API answers when what we create is already there (EXISTS, plus ``extra``)."""
