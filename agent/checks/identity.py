@@ -9,6 +9,7 @@ from email.utils import parsedate_to_datetime
 
 from agent import gates, iamsim
 from agent.checks._common import is_true
+from agent.checks._platform import clock_fix
 from agent.context import Context
 from agent.facts import aws, iam
 from agent.facts.core import translate
@@ -22,7 +23,7 @@ HINTS = {
     "ExpiredToken": "the session token expired: run aws sso login, or assume the role again",
     "ExpiredTokenException": "the session token expired: run aws sso login, or assume the role again",
     "UnrecognizedClientException": "the keys are not recognised: rotate them and run aws configure",
-    "RequestExpired": "the request was signed with a wrong clock: synchronise the clock (timedatectl)",
+    "RequestExpired": "the request was signed with a wrong clock: synchronise the clock with NTP",
 }
 ARN_ACCOUNT = re.compile(r"^arn:[a-z-]+:iam::(\d{12}):")
 
@@ -78,7 +79,7 @@ def clock_skew(ctx: Context) -> Finding:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     skew = abs((datetime.now(UTC) - when).total_seconds())
-    fix = "sudo systemctl enable --now systemd-timesyncd   (Amazon Linux: chronyd)"
+    fix = clock_fix(ctx)
     if skew >= 15 * 60:
         return fail(f"the clock is {skew / 60:.0f} min off AWS; SigV4 requests are rejected", fix)
     if skew > 5 * 60:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from agent import gates
 from agent.checks._common import cfg
+from agent.checks._platform import clock_fix, for_os, packages
 from agent.context import Context
 from agent.facts import local
 from agent.model import Finding, Severity, Skip, fail, ok, warn
@@ -16,7 +17,7 @@ from agent.registry import check
 CANONICAL_REMOTE = re.compile(r"github\.com[:/](DistributedScience|CellProfiler)/Distributed-CellProfiler(\.git)?/?$")
 DCP_FILES = ("run.py", "config.py", "setup_AWS.py", "lambda_function.py", "run_batch_general.py",
              "files/requirements.txt")
-PKG = "sudo apt-get install -y {deb}   (Amazon Linux: sudo dnf install -y {rpm})"
+AWS_CLI_BUNDLE = "https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html"
 
 
 @check("L01", "local.python", "Python for DCP is 3.10 or newer", Severity.HIGH)
@@ -25,16 +26,19 @@ def python_version(ctx: Context) -> Finding:
     py = ctx.settings.dcp_python
     if probe is None:
         return fail(f"no working Python at {py}",
-                    "install Python 3.11+ (Debian/Ubuntu: sudo apt-get install -y python3 python3-venv; "
-                    "Amazon Linux 2023: sudo dnf install -y python3.11), or set 'python' in the settings")
+                    packages(ctx, apt="python3 python3-venv", dnf="python3.11", brew="python@3.12")
+                    + ", or set 'python' in the settings to the interpreter DCP should use")
     text = probe["python"]
     v = tuple(int(x) for x in text.split("."))
     if v < (3, 8):
         return fail(f"{py} is Python {text}; DCP needs 3.8 or newer", "install Python 3.11+")
     if v < (3, 10):
         return warn(f"{py} is Python {text}; boto3 no longer supports it, so pip resolves an old boto3",
-                    "install Python 3.11+ beside it (AL2023: sudo dnf install -y python3.12 python3.12-pip) "
-                    "and point the DCP venv at it; do not repoint /usr/bin/python3")
+                    "install Python 3.11+ beside it ("
+                    + packages(ctx, apt="python3.11 python3.11-venv", dnf="python3.12 python3.12-pip",
+                               brew="python@3.12")
+                    + "), make DCP's venv with it and set 'python' in the settings; leave the system's python3 "
+                    "as it is")
     return ok(f"{py} is Python {text}")
 
 
@@ -42,8 +46,10 @@ def python_version(ctx: Context) -> Finding:
 def pip_available(ctx: Context) -> Finding:
     probe = local.python_probe(ctx) or {}
     if "pip" not in probe:
-        return fail(f"{ctx.settings.dcp_python} has no pip",
-                    "sudo apt-get install -y python3-pip python3-venv (AL2023: sudo dnf install -y python3.11-pip)")
+        py = ctx.settings.dcp_python
+        return fail(f"{py} has no pip",
+                    for_os(ctx, debian="sudo apt-get install -y python3-pip python3-venv",
+                           amazon="sudo dnf install -y python3.11-pip", macos=f"{py} -m ensurepip --upgrade"))
     return ok(f"pip {probe['pip']}")
 
 
@@ -62,7 +68,9 @@ def requirements(ctx: Context) -> Finding:
 def git_installed(ctx: Context) -> Finding:
     rc, out = local.command(ctx, "git", "--version")
     if rc != 0:
-        return fail("git is not installed", PKG.format(deb="git", rpm="git"))
+        return fail("git is not installed",
+                    for_os(ctx, debian="sudo apt-get install -y git", amazon="sudo dnf install -y git",
+                           macos="xcode-select --install (Apple's git), or brew install git"))
     return ok(out)
 
 
@@ -94,8 +102,10 @@ def dcp_clone(ctx: Context) -> Finding:
 @check("L06", "local.aws-cli", "AWS CLI v2 is installed", Severity.MEDIUM)
 def aws_cli(ctx: Context) -> Finding:
     rc, out = local.aws_cli_version(ctx)
-    fix = ("install AWS CLI v2: Debian 12/13 sudo apt-get install -y awscli; elsewhere the official bundle "
-           "(https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html)")
+    fix = "install AWS CLI v2: " + for_os(
+        ctx, debian=f"Debian 12/13: sudo apt-get install -y awscli; Ubuntu: the official bundle ({AWS_CLI_BUNDLE})",
+        amazon="sudo dnf install -y awscli-2", rhel=f"the official bundle ({AWS_CLI_BUNDLE})",
+        macos=f"brew install awscli, or AWS's .pkg ({AWS_CLI_BUNDLE})")
     if rc == 127:
         return fail("the aws command is not installed (needed for aws configure and DCP's hygiene scripts)", fix)
     m = re.search(r"aws-cli/(\d+)\.[\d.]+", out)
@@ -112,8 +122,12 @@ def s3fs(ctx: Context) -> Finding:
     rc, out = local.command(ctx, "s3fs", "--version")
     if rc == 127:
         return warn("s3fs is not installed (optional: mounts a bucket as a folder)",
-                    "sudo apt-get install -y s3fs   (Amazon Linux 2023 has no s3fs package: build s3fs-fuse from "
-                    "source, https://github.com/s3fs-fuse/s3fs-fuse/blob/master/COMPILATION.md)")
+                    for_os(ctx, debian="sudo apt-get install -y s3fs",
+                           amazon="Amazon Linux 2023 has no s3fs package: build s3fs-fuse from source, "
+                                  "https://github.com/s3fs-fuse/s3fs-fuse/blob/master/COMPILATION.md",
+                           rhel="sudo dnf install -y s3fs-fuse (from EPEL on RHEL and its rebuilds)",
+                           macos="brew install --cask macfuse && brew install gromgit/fuse/s3fs-mac "
+                                 "(macFUSE asks to approve its system extension)"))
     return ok(out.splitlines()[0] if out else "s3fs")
 
 
@@ -122,11 +136,17 @@ def gnu_parallel(ctx: Context) -> Finding:
     rc, out = local.parallel_version(ctx)
     if rc == 127:
         return warn("parallel is not installed (optional: files/batches.sh needs it)",
-                    "sudo apt-get install -y parallel   (Amazon Linux 2023 has no parallel package: invoke bootstrap "
-                    "installs GNU's release, checksum-verified; or https://www.gnu.org/software/parallel/)")
+                    for_os(ctx, debian="sudo apt-get install -y parallel",
+                           amazon="Amazon Linux 2023 has no parallel package: invoke bootstrap installs GNU's "
+                                  "release, checksum-verified; or https://www.gnu.org/software/parallel/",
+                           rhel="sudo dnf install -y parallel", macos="brew install parallel"))
     if "GNU parallel" not in out:
         return warn("the 'parallel' on PATH is not GNU parallel (moreutils'?); DCP's scripts use GNU ::: syntax",
-                    "sudo apt-get install -y parallel (it replaces moreutils' parallel)")
+                    for_os(ctx, debian="sudo apt-get install -y parallel (it replaces moreutils' parallel)",
+                           amazon="install GNU parallel (https://www.gnu.org/software/parallel/) ahead of "
+                                  "moreutils' on PATH",
+                           rhel="sudo dnf install -y parallel",
+                           macos="brew uninstall moreutils && brew install parallel (both install 'parallel')"))
     return ok(out.splitlines()[0])
 
 
@@ -136,7 +156,7 @@ def tmux_or_screen(ctx: Context) -> Finding:
         if local.which(ctx, tool):
             return ok(f"{tool} is available for long-running monitors")
     return warn("neither tmux nor screen is installed: 'run.py monitor' must survive a dropped SSH session",
-                PKG.format(deb="tmux", rpm="tmux"))
+                packages(ctx, apt="tmux", dnf="tmux", brew="tmux"))
 
 
 @check("L10", "local.ssh-key", "The SSH key named in config.py is present and private", Severity.MEDIUM,
@@ -165,14 +185,19 @@ def ssh_key(ctx: Context) -> Finding:
 
 @check("L11", "local.clock", "The clock is synchronised", Severity.HIGH)
 def clock(ctx: Context) -> Finding:
+    if local.host_os(ctx).family == "macos":
+        raise Skip("macOS does not tell a user whether its clock is synchronised; I02 (identity.clock-skew) "
+                   "compares it with AWS's instead")
     rc, out = local.command(ctx, "timedatectl", "show", "-p", "NTPSynchronized", "--value")
     if rc == 127:
-        raise Skip("timedatectl is not available here; the skew against AWS is checked by identity.clock-skew")
+        raise Skip("timedatectl is not available here, so the synchronisation state could not be read; I02 "
+                   "(identity.clock-skew) compares the clock with AWS's instead")
     if rc != 0:
-        raise Skip("timedatectl cannot read the clock state (no systemd?); see identity.clock-skew")
+        raise Skip("timedatectl cannot read the clock state (no systemd?); I02 (identity.clock-skew) compares "
+                   "the clock with AWS's instead")
     if out.strip() != "yes":
         return warn("the clock is not NTP-synchronised; AWS rejects requests signed more than 15 min off",
-                    "sudo systemctl enable --now systemd-timesyncd   (Amazon Linux: chronyd)")
+                    clock_fix(ctx))
     return ok("NTP-synchronised")
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import re
 import shutil
 import stat
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,6 +33,54 @@ def _run(args: list[str], timeout: float = 5.0) -> tuple[int, str]:
     except OSError:   # PermissionError included
         return 126, ""
     return p.returncode, (p.stdout + p.stderr).strip()
+
+
+OS_RELEASE = Path("/etc/os-release")
+
+
+@dataclass(frozen=True)
+class HostOS:
+    """What the control node runs, as far as the local checks' fixes care: how it installs a package.
+
+    family: "debian" (apt-get: Debian, Ubuntu and their derivatives), "amazon" (dnf: Amazon Linux 2023),
+    "rhel" (dnf: Fedora, RHEL and its rebuilds), "macos" (Homebrew), "linux" (another distribution) or
+    "other"."""
+
+    family: str
+    name: str
+
+
+def parse_os_release(text: str) -> HostOS:
+    """A Linux distribution from /etc/os-release (os-release(5)): ID, then ID_LIKE, decide the family."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, eq, value = line.partition("=")
+        if eq:
+            fields[key.strip()] = value.strip().strip("\"'")
+    ids = [fields.get("ID", "").lower(), *fields.get("ID_LIKE", "").lower().split()]
+    name = fields.get("PRETTY_NAME") or fields.get("NAME") or "Linux"
+    for ident in ids:
+        if ident in ("debian", "ubuntu"):
+            return HostOS("debian", name)
+        if ident == "amzn":
+            return HostOS("amazon", name)
+        if ident in ("rhel", "fedora", "centos"):
+            return HostOS("rhel", name)
+    return HostOS("linux", name)
+
+
+@fact()
+def host_os(ctx: Context) -> HostOS:
+    """The control node's operating system: macOS from the platform, a Linux distribution from /etc/os-release."""
+    if sys.platform == "darwin":
+        version = platform.mac_ver()[0]
+        return HostOS("macos", f"macOS {version}".strip())
+    if sys.platform.startswith("linux"):
+        try:
+            return parse_os_release(OS_RELEASE.read_text(encoding="utf-8", errors="replace"))
+        except OSError:
+            return HostOS("linux", "Linux")
+    return HostOS("other", platform.system() or sys.platform)
 
 
 @fact()
@@ -86,7 +136,8 @@ def aws_cli_version(ctx: Context) -> tuple[int, str]:
     if path is None:
         return 127, ""
     real = os.path.realpath(path)
-    m = re.search(r"/v2/(2\.\d+\.\d+)/", real)            # the official v2 bundle keeps its version in the path
+    # The official v2 bundle on Linux keeps its version in the path, and so does Homebrew's formula.
+    m = re.search(r"/v2/(2\.\d+\.\d+)/", real) or re.search(r"/Cellar/awscli/(2\.\d+\.\d+)(?:_\d+)?/", real)
     if m:
         return 0, f"aws-cli/{m.group(1)}"
     try:
