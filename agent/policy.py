@@ -14,16 +14,19 @@ from typing import Any
 
 SHIPPED = Path(__file__).parent / "data" / "policy.json"
 ALWAYS_ALLOWED = {"sts:GetCallerIdentity"}
-BUCKETS = ["arn:aws:s3:::<AWS_BUCKET>", "arn:aws:s3:::<SOURCE_BUCKET>", "arn:aws:s3:::<WORKSPACE_BUCKET>",
-           "arn:aws:s3:::<DESTINATION_BUCKET>"]
+# Every ARN starts with the partition placeholder (aws, aws-us-gov, aws-cn), replaced like <ACCT>: an
+# ``arn:aws:`` resource grants nothing in GovCloud or China.
+ARN = "arn:<PARTITION>"
+BUCKETS = [f"{ARN}:s3:::<AWS_BUCKET>", f"{ARN}:s3:::<SOURCE_BUCKET>", f"{ARN}:s3:::<WORKSPACE_BUCKET>",
+           f"{ARN}:s3:::<DESTINATION_BUCKET>"]
 # Actions whose resources can be narrowed: action -> (statement id, resources). Everything else is read
 # with Resource "*", in one statement per service.
 SCOPED: dict[str, tuple[str, list[str]]] = {
-    "iam:SimulatePrincipalPolicy": ("IAMSimulate", ["arn:aws:iam::<ACCT>:user/*", "arn:aws:iam::<ACCT>:role/*"]),
+    "iam:SimulatePrincipalPolicy": ("IAMSimulate", [f"{ARN}:iam::<ACCT>:user/*", f"{ARN}:iam::<ACCT>:role/*"]),
     "s3:ListBucket": ("S3BucketMeta", BUCKETS),
     "s3:GetBucketPolicy": ("S3BucketMeta", BUCKETS),
     "s3:GetEncryptionConfiguration": ("S3BucketMeta", BUCKETS),
-    "s3:GetObject": ("S3JobObjectsHead", ["arn:aws:s3:::<WORKSPACE_BUCKET>/*"]),
+    "s3:GetObject": ("S3JobObjectsHead", [f"{ARN}:s3:::<WORKSPACE_BUCKET>/*"]),
 }
 SERVICE_SIDS = {"ec2": "EC2Describe", "iam": "IAMRead", "servicequotas": "Quotas", "s3": "S3ListOwnBuckets",
                 "sqs": "SQSRead"}

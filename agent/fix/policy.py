@@ -16,9 +16,10 @@ from typing import Any
 from agent import policy as read_policy
 
 SHIPPED: Path = Path(__file__).resolve().parent.parent / "data" / "policy-fix.json"
-ROLES = ["arn:aws:iam::<ACCT>:role/ecsInstanceRole", "arn:aws:iam::<ACCT>:role/aws-ec2-spot-fleet-tagging-role",
-         "arn:aws:iam::<ACCT>:role/LambdaFullAccess"]
-EC2 = "arn:aws:ec2:<REGION>:<ACCT>"
+ARN = read_policy.ARN   # arn:<PARTITION>
+ROLES = [f"{ARN}:iam::<ACCT>:role/ecsInstanceRole", f"{ARN}:iam::<ACCT>:role/aws-ec2-spot-fleet-tagging-role",
+         f"{ARN}:iam::<ACCT>:role/LambdaFullAccess"]
+EC2 = f"{ARN}:ec2:<REGION>:<ACCT>"
 
 WRITES: list[dict[str, Any]] = [
     {"Sid": "FixReads", "Action": ["ec2:DescribeVpcs", "ec2:DescribeSubnets", "ssm:GetParameter",
@@ -29,16 +30,16 @@ WRITES: list[dict[str, Any]] = [
     {"Sid": "FixPassInstanceRole", "Action": ["iam:PassRole"], "Resource": [ROLES[0]]},
     {"Sid": "FixInstanceProfile", "Action": ["iam:CreateInstanceProfile", "iam:TagInstanceProfile",
                                              "iam:AddRoleToInstanceProfile"],
-     "Resource": ["arn:aws:iam::<ACCT>:instance-profile/ecsInstanceRole"]},
+     "Resource": [f"{ARN}:iam::<ACCT>:instance-profile/ecsInstanceRole"]},
     {"Sid": "FixSpotServiceLinkedRoles", "Action": ["iam:CreateServiceLinkedRole"],
-     "Resource": ["arn:aws:iam::<ACCT>:role/aws-service-role/spotfleet.amazonaws.com/*",
-                  "arn:aws:iam::<ACCT>:role/aws-service-role/spot.amazonaws.com/*"],
+     "Resource": [f"{ARN}:iam::<ACCT>:role/aws-service-role/spotfleet.amazonaws.com/*",
+                  f"{ARN}:iam::<ACCT>:role/aws-service-role/spot.amazonaws.com/*"],
      "Condition": {"StringLike": {"iam:AWSServiceName": ["spotfleet.amazonaws.com", "spot.amazonaws.com"]}}},
     {"Sid": "FixBucket", "Action": ["s3:CreateBucket", "s3:PutBucketPublicAccessBlock", "s3:GetBucketTagging",
                                     "s3:PutBucketTagging", "s3:PutBucketPolicy"],
-     "Resource": ["arn:aws:s3:::<AWS_BUCKET>"]},
+     "Resource": [f"{ARN}:s3:::<AWS_BUCKET>"]},
     {"Sid": "FixDeadLetterQueue", "Action": ["sqs:CreateQueue", "sqs:TagQueue", "sqs:SetQueueAttributes"],
-     "Resource": ["arn:aws:sqs:<REGION>:<ACCT>:<SQS_DEAD_LETTER_QUEUE>"]},
+     "Resource": [f"{ARN}:sqs:<REGION>:<ACCT>:<SQS_DEAD_LETTER_QUEUE>"]},
     {"Sid": "FixWorkersGroup", "Action": ["ec2:CreateSecurityGroup", "ec2:AuthorizeSecurityGroupIngress"],
      "Resource": [f"{EC2}:security-group/*", f"{EC2}:security-group-rule/*", f"{EC2}:vpc/*"]},
     {"Sid": "FixKeyPair", "Action": ["ec2:CreateKeyPair", "ec2:ImportKeyPair"],

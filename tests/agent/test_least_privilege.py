@@ -46,7 +46,7 @@ MOTO_CANNOT_AUTHORIZE = {"M02": "lambda:GetFunctionConfiguration", "M03": "GetFu
 
 def shipped_policy(acct: DcpAccount) -> str:
     text = resources.files("agent").joinpath("data/policy.json").read_text()
-    for placeholder, value in (("<ACCT>", acct.account_id), ("<REGION>", acct.region),
+    for placeholder, value in (("<PARTITION>", "aws"), ("<ACCT>", acct.account_id), ("<REGION>", acct.region),
                                ("<AWS_BUCKET>", acct.bucket), ("<SOURCE_BUCKET>", acct.bucket),
                                ("<WORKSPACE_BUCKET>", acct.bucket), ("<DESTINATION_BUCKET>", acct.bucket)):
         text = text.replace(placeholder, value)

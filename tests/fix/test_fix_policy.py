@@ -32,7 +32,8 @@ def enforcing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
 
 def filled(acct: DcpAccount) -> str:
     text = resources.files("agent").joinpath("data/policy-fix.json").read_text()
-    for placeholder, value in (("<ACCT>", acct.account_id), ("<REGION>", acct.region), ("<AWS_BUCKET>", acct.bucket),
+    for placeholder, value in (("<PARTITION>", "aws"), ("<ACCT>", acct.account_id), ("<REGION>", acct.region),
+                               ("<AWS_BUCKET>", acct.bucket),
                                ("<SOURCE_BUCKET>", acct.bucket), ("<WORKSPACE_BUCKET>", acct.bucket),
                                ("<DESTINATION_BUCKET>", acct.bucket), ("<SQS_DEAD_LETTER_QUEUE>", DLQ),
                                ("<KEY_NAME>", KEY_NAME)):
@@ -108,7 +109,8 @@ def test_policy_command_prints_it(capsys: pytest.CaptureFixture[str]) -> None:
 def test_fix_policy_is_scoped_to_dcps_resources() -> None:
     """Writes are allowed on DCP's named resources and nothing else (AWS's resource ARNs for each action)."""
     text = fix_policy.render()
-    for placeholder, value in (("<ACCT>", "111122223333"), ("<REGION>", "us-east-1"), ("<AWS_BUCKET>", "lab-bucket"),
+    for placeholder, value in (("<PARTITION>", "aws"), ("<ACCT>", "111122223333"), ("<REGION>", "us-east-1"),
+                               ("<AWS_BUCKET>", "lab-bucket"),
                                ("<SQS_DEAD_LETTER_QUEUE>", "lab_Dead"), ("<KEY_NAME>", "lab-key")):
         text = text.replace(placeholder, value)
     doc = json.loads(text)
