@@ -22,8 +22,12 @@ AWS_CLI_BUNDLE = "https://docs.aws.amazon.com/cli/latest/userguide/getting-start
 
 @check("L01", "local.python", "Python for DCP is 3.10 or newer", Severity.HIGH)
 def python_version(ctx: Context) -> Finding:
-    probe = local.python_probe(ctx)
     py = ctx.settings.dcp_python
+    if local.apple_stub(ctx, py):
+        return fail(f"{py} is macOS's placeholder: the Command Line Tools that provide it are not installed",
+                    "brew install python@3.12 and set 'python' in the settings (or xcode-select --install "
+                    "for Apple's Python 3.9, which is too old for current boto3)")
+    probe = local.python_probe(ctx)
     if probe is None:
         return fail(f"no working Python at {py}",
                     packages(ctx, apt="python3 python3-venv", dnf="python3.11", brew="python@3.12")
@@ -66,11 +70,13 @@ def requirements(ctx: Context) -> Finding:
 
 @check("L04", "local.git", "git is installed", Severity.HIGH)
 def git_installed(ctx: Context) -> Finding:
+    fix = for_os(ctx, debian="sudo apt-get install -y git", amazon="sudo dnf install -y git",
+                 macos="xcode-select --install (Apple's git), or brew install git")
+    if local.apple_stub(ctx, "git"):
+        return fail("git is macOS's placeholder: the Command Line Tools that provide it are not installed", fix)
     rc, out = local.command(ctx, "git", "--version")
     if rc != 0:
-        return fail("git is not installed",
-                    for_os(ctx, debian="sudo apt-get install -y git", amazon="sudo dnf install -y git",
-                           macos="xcode-select --install (Apple's git), or brew install git"))
+        return fail("git is not installed", fix)
     return ok(out)
 
 
@@ -88,6 +94,8 @@ def dcp_clone(ctx: Context) -> Finding:
         if not local.file_info(ctx, d).writable:
             return fail(f"{d} is not writable: run.py writes configtemp.config and files/*SpotFleetRequestId.json",
                         f"sudo chown -R $USER {p}")
+    if local.apple_stub(ctx, "git"):
+        return ok(f"{p} (its origin was not read: git is macOS's placeholder, see L04)")
     rc, out = local.command(ctx, "git", "-C", str(p), "config", "--get", "remote.origin.url")
     if rc != 0 or not out:
         return warn(f"{p} is not a git clone with an origin, so it cannot be updated with git pull", clone_fix)

@@ -83,6 +83,23 @@ def host_os(ctx: Context) -> HostOS:
     return HostOS("other", platform.system() or sys.platform)
 
 
+APPLE_STUBS = ("/usr/bin/git", "/usr/bin/python3")
+
+
+@fact()
+def apple_stub(ctx: Context, tool: str) -> bool:
+    """Whether ``tool`` is one of macOS's placeholders for the Command Line Tools while they are not installed.
+
+    Running such a placeholder does not fail quietly: it opens a dialog offering to install them. ``xcode-select
+    -p`` says whether they are installed without that."""
+    if host_os(ctx).family != "macos":
+        return False
+    path = tool if os.path.isabs(tool) else which(ctx, tool)
+    if path is None or (path not in APPLE_STUBS and os.path.realpath(path) not in APPLE_STUBS):
+        return False
+    return command(ctx, "xcode-select", "-p")[0] != 0
+
+
 @fact()
 def command(ctx: Context, *args: str) -> tuple[int, str]:
     """A local command's exit status and output: (127, "") when it is not installed, (124, "") on timeout."""

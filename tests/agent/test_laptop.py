@@ -22,6 +22,7 @@ from agent.facts.local import HostOS, parse_os_release
 from agent.model import Result
 from bootstrap.stage import build_wheel
 from rig.seed import DcpAccount
+from tests.agent.cases import set_setting
 from tests.agent.harness import run_agent, set_path, tool_path
 
 LOCAL_TOOLS = ["L04", "L06", "L07", "L08", "L09", "L11"]
@@ -191,3 +192,24 @@ def test_the_agent_installs_alone_and_runs_with_only_its_own_dependencies(
     assert by_code["I01"]["status"] == "pass"                    # it reached the (emulated) account
     assert by_code["L04"]["status"] == "fail"                    # git really is missing on that PATH
     assert by_code["L11"]["status"] == "skip"                    # not "fail": it could not see
+
+
+def test_apple_placeholders_are_not_run(account: DcpAccount, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a Mac without the Command Line Tools, /usr/bin/git and /usr/bin/python3 open an install dialog when
+    run. ``xcode-select -p`` (exit 2 then) tells without running them; the placeholders must not be started."""
+    ran = tmp_path / "ran"
+    set_path(monkeypatch, tool_path(tmp_path, {"xcode-select": "exit 2", "git": f"touch {ran}; exit 1"}))
+    stub = {"git": "/usr/bin/git"}
+    results = run_agent(account, ["L01", "L04", "L05"], inject={
+        local.host_os: lambda ctx: HostOS("macos", "macOS 15.1"),
+        local.which: lambda ctx, tool: stub.get(tool),
+    })
+    assert results["L04"].status == "fail" and "placeholder" in results["L04"].message
+    assert results["L05"].status == "pass" and "origin was not read" in results["L05"].message
+    assert not ran.exists()
+    # DCP's interpreter set to Apple's python3 (a real Python on this Debian machine: a pass would mean it ran)
+    set_setting(account, "python", "/usr/bin/python3")
+    results = run_agent(account, ["L01"], inject={local.host_os: lambda ctx: HostOS("macos", "macOS 15.1"),
+                                                  local.which: lambda ctx, tool: stub.get(tool)})
+    assert results["L01"].status == "fail" and "brew install python@3.12" in results["L01"].fix
