@@ -25,6 +25,24 @@ def managed(ctx: Context, tail: str) -> str:
     return f"arn:{aws.partition(ctx, ctx.region)}:{tail}"
 
 
+def service_names(ctx: Context, service: str) -> tuple[str, ...]:
+    """The names a trust policy may give ``service`` (``ec2.amazonaws.com``) in the region's partition. In China
+    (aws-cn) roles are also trusted by the older form ``ec2.amazonaws.com.cn`` (required there until AWS accepted
+    the plain name, and what roles made then still carry), so both count."""
+    if aws.partition(ctx, ctx.region) == "aws-cn":
+        return service, f"{service}.cn"
+    return (service,)
+
+
+def trusted_as(ctx: Context, role: iam.Role, service: str) -> str | None:
+    """The name under which the role trusts ``service`` (see service_names), or None when it does not."""
+    return next((n for n in service_names(ctx, service) if n in role.trusted_services), None)
+
+
+def _names(ctx: Context, service: str) -> str:
+    return " or ".join(service_names(ctx, service))
+
+
 @check("R01", "iam.instance-role", "The ECS instance role exists and EC2 may assume it", Severity.BLOCKER,
        needs=(gates.CREDENTIALS,), actions=("iam:GetRole", "iam:GetInstanceProfile"))
 def instance_role(ctx: Context) -> Finding:
@@ -32,11 +50,13 @@ def instance_role(ctx: Context) -> Finding:
     role = iam.role(ctx, name)
     if role is None:
         return fail(f"the role {name} does not exist: workers cannot join ECS", SETUP)
-    if "ec2.amazonaws.com" not in role.trusted_services:
-        return fail(f"{name} is not trusted by ec2.amazonaws.com", f"aws iam update-assume-role-policy --role-name {name} "
+    trusted = trusted_as(ctx, role, "ec2.amazonaws.com")
+    if trusted is None:
+        return fail(f"{name} is not trusted by {_names(ctx, 'ec2.amazonaws.com')}",
+                    f"aws iam update-assume-role-policy --role-name {name} "
                     "--policy-document '{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\","
                     "\"Principal\":{\"Service\":\"ec2.amazonaws.com\"},\"Action\":\"sts:AssumeRole\"}]}'")
-    return ok(f"{name}, trusted by ec2.amazonaws.com")
+    return ok(f"{name}, trusted by {trusted}")
 
 
 @check("R02", "iam.instance-role-policies", "The ECS instance role may join ECS and read its ecsconfig",
@@ -92,9 +112,10 @@ def spot_fleet_role(ctx: Context) -> Finding:
     if role is None:
         return fail(f"the spot-fleet role {name} does not exist", SETUP)
     services = role.trusted_services
-    if "spotfleet.amazonaws.com" not in services:
-        return fail(f"{name} is trusted by {', '.join(sorted(services)) or 'nobody'}, not spotfleet.amazonaws.com "
-                    "(IamFleetRole is invalid)", trust_fix)
+    trusted = trusted_as(ctx, role, "spotfleet.amazonaws.com")
+    if trusted is None:
+        return fail(f"{name} is trusted by {', '.join(sorted(services)) or 'nobody'}, not "
+                    f"{_names(ctx, 'spotfleet.amazonaws.com')} (IamFleetRole is invalid)", trust_fix)
     attached = iam.attached_role_policies(ctx, name)
     tagging = managed(ctx, TAGGING_POLICY)
     if tagging not in attached:
@@ -103,7 +124,7 @@ def spot_fleet_role(ctx: Context) -> Finding:
                         f"aws iam attach-role-policy --role-name {name} --policy-arn {tagging}")
         return fail(f"{name} lacks AmazonEC2SpotFleetTaggingRole",
                     f"aws iam attach-role-policy --role-name {name} --policy-arn {tagging}")
-    return ok(f"{name}, trusted by spotfleet.amazonaws.com, with AmazonEC2SpotFleetTaggingRole")
+    return ok(f"{name}, trusted by {trusted}, with AmazonEC2SpotFleetTaggingRole")
 
 
 @check("R05", "iam.spot-service-linked-roles", "The spot service-linked roles exist", Severity.HIGH,
@@ -167,11 +188,12 @@ def monitor_role(ctx: Context) -> Finding:
     if role is None:
         return fail("the role LambdaFullAccess (for the Monitor Lambda) does not exist: fleets are not cleaned up",
                     SETUP)
-    if "lambda.amazonaws.com" not in role.trusted_services:
-        return fail("LambdaFullAccess is not trusted by lambda.amazonaws.com", SETUP)
+    trusted = trusted_as(ctx, role, "lambda.amazonaws.com")
+    if trusted is None:
+        return fail(f"LambdaFullAccess is not trusted by {_names(ctx, 'lambda.amazonaws.com')}", SETUP)
     if not iam.attached_role_policies(ctx, "LambdaFullAccess"):
         return fail("LambdaFullAccess has no policies attached", SETUP)
-    return ok("LambdaFullAccess, trusted by lambda.amazonaws.com")
+    return ok(f"LambdaFullAccess, trusted by {trusted}")
 
 
 @check("R08", "iam.task-role", "The task role (role_arn profile) is trusted by ECS tasks", Severity.BLOCKER,
@@ -185,10 +207,11 @@ def task_role(ctx: Context) -> Finding:
     role = iam.role(ctx, name) if name else None
     if role is None:
         return fail(f"the task role {arn} does not exist", "create it as in DCP's external_buckets.md")
-    if "ecs-tasks.amazonaws.com" not in role.trusted_services:
-        return fail(f"{name} is not trusted by ecs-tasks.amazonaws.com: workers cannot assume it",
+    trusted = trusted_as(ctx, role, "ecs-tasks.amazonaws.com")
+    if trusted is None:
+        return fail(f"{name} is not trusted by {_names(ctx, 'ecs-tasks.amazonaws.com')}: workers cannot assume it",
                     "edit the role's trust relationship so ecs-tasks.amazonaws.com (and you) may assume it")
-    return ok(f"{name}, trusted by ecs-tasks.amazonaws.com")
+    return ok(f"{name}, trusted by {trusted}")
 
 
 LEGACY = {   # after arn:<partition>:
