@@ -20,6 +20,20 @@ def _subnets(ctx: Context) -> ec2.Resources:
     return ec2.subnets(ctx, tuple(ctx.fleet.subnets()) if ctx.fleet else ())
 
 
+def _spec_subnets(spec: dict[str, Any]) -> list[str]:
+    """The subnets one launch specification names: its SubnetId (a comma-separated list, as RequestSpotFleet
+    takes it) and its network interfaces' SubnetId."""
+    values = [spec.get("SubnetId")]
+    nics = spec.get("NetworkInterfaces")
+    if isinstance(nics, list):
+        values += [n.get("SubnetId") for n in nics if isinstance(n, dict)]
+    found: list[str] = []
+    for v in values:
+        if isinstance(v, str):
+            found += [s.strip() for s in v.split(",") if s.strip() and s.strip() not in found]
+    return found
+
+
 def _groups(ctx: Context) -> ec2.Resources:
     return ec2.security_groups(ctx, tuple(ctx.fleet.security_groups()) if ctx.fleet else ())
 
@@ -206,11 +220,19 @@ def free_ips(ctx: Context) -> Finding:
        Severity.BLOCKER, needs=(subnets, gates.CONFIG),
        actions=("ec2:DescribeInstanceTypes", "ec2:DescribeInstanceTypeOfferings"))
 def instance_types(ctx: Context) -> Finding:
+    """Each launch specification's type in its own subnets' zones: run.py (startCluster) sets launch
+    specification i's InstanceType to MACHINE_TYPE[i], so a type is launched only where its specification's
+    subnets are (types beyond the specifications are ignored, fewer is an IndexError: both F04's)."""
+    assert ctx.fleet is not None
     types = ctx.machine_types()
     if not types:
         raise Skip("MACHINE_TYPE is not a list of names (see config.types)")
-    info = ec2.instance_types(ctx, tuple(types))
-    unknown = [t for t in types if t not in info]
+    pairs = list(zip(types, ctx.fleet.specs, strict=False))
+    if not pairs:
+        raise Skip("the fleet file has no launch specification")
+    used = list(dict.fromkeys(t for t, _ in pairs))
+    info = ec2.instance_types(ctx, tuple(used))
+    unknown = [t for t in used if t not in info]
     if unknown:
         return fail(f"{', '.join(unknown)} is not an EC2 instance type", "fix MACHINE_TYPE in config.py")
     for t, i in info.items():
@@ -219,12 +241,17 @@ def instance_types(ctx: Context) -> Finding:
         if "x86_64" not in i.get("ProcessorInfo", {}).get("SupportedArchitectures", []):
             return fail(f"{t} is not x86_64; the DCP image is built for linux/amd64", "choose an x86_64 type "
                         "(m5, c5, r5, …)")
-    zones = sorted({s["AvailabilityZone"] for s in _subnets(ctx).values()})
-    offered = ec2.type_offerings(ctx, tuple(zones), tuple(types))
-    gaps = [f"{t} in {z}" for t in types for z in zones if (t, z) not in offered]
+    found = _subnets(ctx)
+    wanted = [(index, t, sorted({found[s]["AvailabilityZone"] for s in _spec_subnets(spec) if s in found}))
+              for index, (t, spec) in enumerate(pairs)]
+    zones = sorted({z for _, _, zs in wanted for z in zs})
+    offered = ec2.type_offerings(ctx, tuple(zones), tuple(used))
+    gaps = [f"{t} in {z} (launch specification {index})" for index, t, zs in wanted for z in zs
+            if (t, z) not in offered]
     if gaps:
-        return fail(f"not offered: {', '.join(gaps)}", "use subnets in zones that offer the type, or another type")
-    return ok(f"{', '.join(types)} in {', '.join(zones)}")
+        return fail(f"not offered: {', '.join(gaps)}", "give each launch specification subnets in zones that offer "
+                    "its MACHINE_TYPE (the same position in the list), or choose another type")
+    return ok("; ".join(f"{t} in {', '.join(zs)}" for _, t, zs in wanted))
 
 
 @check("N09", "ec2.key-pair", "The fleet's key pair exists in AWS_REGION", Severity.HIGH, needs=NET,
@@ -250,20 +277,38 @@ def key_pair(ctx: Context) -> Finding:
 @check("N10", "ec2.dry-run-launch", "A DryRun launch of one worker succeeds (opt-in)", Severity.HIGH,
        needs=(subnets, gates.CONFIG), actions=("ec2:RunInstances", "iam:PassRole"), opt_in=True)
 def dry_run(ctx: Context) -> Finding:
+    """One instance of launch specification 0 as run.py's startCluster sends it: InstanceType MACHINE_TYPE[0],
+    the second device sized EBS_VOL_SIZE, ASSIGN_IP 'False' on interface 0, and the specification's own
+    subnet and security groups (RunInstances takes one subnet: the first of a comma-separated list)."""
     assert ctx.fleet is not None
     spec = ctx.fleet.specs[0]
     types = ctx.machine_types() or ["m5.xlarge"]
     bdms = [dict(m) for m in spec.get("BlockDeviceMappings", [])]
     if len(bdms) > 1 and isinstance(ctx.config.get("EBS_VOL_SIZE"), int):
         bdms[1] = dict(bdms[1], Ebs=dict(bdms[1].get("Ebs", {}), VolumeSize=ctx.config.get("EBS_VOL_SIZE")))
+    profile = spec.get("IamInstanceProfile")
     kwargs: dict[str, Any] = {
         "ImageId": spec.get("ImageId"), "InstanceType": types[0], "MinCount": 1, "MaxCount": 1,
-        "IamInstanceProfile": {"Arn": (spec.get("IamInstanceProfile") or {}).get("Arn")},
+        "IamInstanceProfile": dict(profile) if isinstance(profile, dict) else {"Arn": None},
         "BlockDeviceMappings": bdms, "InstanceMarketOptions": {"MarketType": "spot"}}
     if spec.get("KeyName"):
         kwargs["KeyName"] = spec["KeyName"]
-    if spec.get("NetworkInterfaces"):
-        kwargs["NetworkInterfaces"] = spec["NetworkInterfaces"]
+    nics = spec.get("NetworkInterfaces")
+    if isinstance(nics, list) and nics:
+        nics = [dict(n) if isinstance(n, dict) else n for n in nics]
+        assign_ip = ctx.config.get("ASSIGN_IP")
+        if isinstance(assign_ip, str) and assign_ip.lower() == "false" and isinstance(nics[0], dict):
+            nics[0]["AssociatePublicIpAddress"] = False
+    if nics:
+        kwargs["NetworkInterfaces"] = nics
+    subnet = str(spec.get("SubnetId") or "").split(",")[0].strip()
+    if subnet:
+        kwargs["SubnetId"] = subnet
+    groups = [g for g in spec.get("SecurityGroups") or [] if isinstance(g, dict)]
+    if ids := [g["GroupId"] for g in groups if g.get("GroupId")]:
+        kwargs["SecurityGroupIds"] = ids
+    if names := [g["GroupName"] for g in groups if g.get("GroupName") and not g.get("GroupId")]:
+        kwargs["SecurityGroups"] = names
     code, msg = ec2.dry_run_launch(ctx, json.dumps(kwargs, sort_keys=True, default=str))
     if code == "DryRunOperation":
         return ok("EC2 accepted the launch (DryRun)")
