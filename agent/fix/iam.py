@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent import iamsim
 from agent.checks._common import fleet_role_name, instance_profile_name, is_true
+from agent.checks.iam import trusted_as
 from agent.facts import iam
 from agent.fix.plan import Kind, Step
 from agent.fix.writes import exists_ok, iam_tags, managed, partition
@@ -74,7 +75,7 @@ def _role_steps(ctx: Context, name: str, service: str, policies: list[str], code
     role = iam.role(ctx, name)
     if role is None:
         return [_create_role(name, service, codes), *(_attach(name, arn, codes) for arn in policies)]
-    steps = [] if service in role.trusted_services else [_add_trust(role, service, codes)]
+    steps = [] if trusted_as(ctx, role, service) else [_add_trust(role, service, codes)]
     attached = iam.attached_role_policies(ctx, name)
     if only_if_none and attached:
         return steps

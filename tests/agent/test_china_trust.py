@@ -13,6 +13,8 @@ name (that comes from AWS's behaviour as reported, see the README).
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from rig.seed import FLEET_ROLE, INSTANCE_ROLE, DcpAccount, trust_policy
@@ -65,3 +67,23 @@ def test_cn_service_names_are_trusted_in_china_only(account: DcpAccount, region:
     results = run_agent(account, CODES)
     assert {c: results[c].status.value for c in CODES} == dict.fromkeys(CODES, "fail")
     assert results["R01"].message == "ecsInstanceRole is not trusted by ec2.amazonaws.com"
+
+
+def test_fix_plans_no_trust_change_for_a_china_role_trusted_by_the_cn_name(
+        account: DcpAccount, capsys: pytest.CaptureFixture[str]) -> None:
+    """fix judges trust as the checks do: a China role trusted as ec2.amazonaws.com.cn needs no new statement,
+    while the same role in the aws partition does."""
+    from agent.cli import main
+
+    def trust_steps() -> list[str]:
+        code = main(["fix", "--json", "--ssh-cidr", "203.0.113.7/32"])
+        out, err = capsys.readouterr()
+        assert code in (0, 1), err
+        plan = json.loads(out)["plan"]
+        return [s["resource"] for s in plan["steps"] if s["change"].startswith("trust policy gains")]
+
+    (account.home / ".ssh" / "dcp-key.pem").unlink()   # its key pair is in us-east-1 only: fix would stop there
+    roles_in(account, "cn-north-1", ".cn")
+    assert trust_steps() == []
+    roles_in(account, "us-east-1", ".cn")
+    assert sorted(trust_steps()) == [f"iam role {r}" for r in sorted((FLEET_ROLE, INSTANCE_ROLE, "LambdaFullAccess"))]
