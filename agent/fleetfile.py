@@ -8,6 +8,20 @@ from pathlib import Path
 from typing import Any
 
 
+def spec_subnets(spec: dict[str, Any]) -> list[str]:
+    """The subnets one launch specification names: its SubnetId (a comma-separated list, as RequestSpotFleet
+    takes it) and its network interfaces' SubnetId."""
+    values = [spec.get("SubnetId")]
+    nics = spec.get("NetworkInterfaces")
+    if isinstance(nics, list):
+        values += [n.get("SubnetId") for n in nics if isinstance(n, dict)]
+    found: list[str] = []
+    for v in values:
+        if isinstance(v, str):
+            found += [s.strip() for s in v.split(",") if s.strip() and s.strip() not in found]
+    return found
+
+
 @dataclass
 class FleetFile:
     path: Path | None
@@ -23,13 +37,7 @@ class FleetFile:
         """Every subnet id named by a launch spec (top level or first NIC; comma lists split)."""
         found: list[str] = []
         for spec in self.specs:
-            values = [spec.get("SubnetId")]
-            nics = spec.get("NetworkInterfaces")
-            if isinstance(nics, list):
-                values += [n.get("SubnetId") for n in nics if isinstance(n, dict)]
-            for v in values:
-                if isinstance(v, str):
-                    found += [s.strip() for s in v.split(",") if s.strip() and s.strip() not in found]
+            found += [s for s in spec_subnets(spec) if s not in found]
         return found
 
     def security_groups(self) -> list[str]:

@@ -10,6 +10,7 @@ from typing import Any
 from agent import gates
 from agent.context import Context
 from agent.facts import ec2
+from agent.fleetfile import spec_subnets
 from agent.model import Finding, Severity, Skip, fail, ok, warn
 from agent.registry import check
 
@@ -18,20 +19,6 @@ NET = (*gates.AWS, gates.FLEET)
 
 def _subnets(ctx: Context) -> ec2.Resources:
     return ec2.subnets(ctx, tuple(ctx.fleet.subnets()) if ctx.fleet else ())
-
-
-def _spec_subnets(spec: dict[str, Any]) -> list[str]:
-    """The subnets one launch specification names: its SubnetId (a comma-separated list, as RequestSpotFleet
-    takes it) and its network interfaces' SubnetId."""
-    values = [spec.get("SubnetId")]
-    nics = spec.get("NetworkInterfaces")
-    if isinstance(nics, list):
-        values += [n.get("SubnetId") for n in nics if isinstance(n, dict)]
-    found: list[str] = []
-    for v in values:
-        if isinstance(v, str):
-            found += [s.strip() for s in v.split(",") if s.strip() and s.strip() not in found]
-    return found
 
 
 def _groups(ctx: Context) -> ec2.Resources:
@@ -149,42 +136,42 @@ def internet_path(ctx: Context) -> Finding:
     for index, spec in enumerate(ctx.fleet.specs):
         nics = spec.get("NetworkInterfaces") if isinstance(spec.get("NetworkInterfaces"), list) else [{}]
         nic = nics[0] if nics and isinstance(nics[0], dict) else {}
-        sid = str(nic.get("SubnetId") or spec.get("SubnetId") or "").split(",")[0].strip()
-        if sid not in found:
-            continue
-        subnet = found[sid]
+        listed = spec_subnets(spec)   # a top-level SubnetId may list several: workers land in any of them
         # run.py (startCluster): ASSIGN_IP.lower() == 'false' sets AssociatePublicIpAddress = False on launch
         # specification 0's network interface 0, and only there, and only when NetworkInterfaces exists.
         rewritten = (isinstance(assign_ip, str) and assign_ip.lower() == "false" and index == 0
                      and isinstance(raw := spec.get("NetworkInterfaces"), list) and bool(raw) and isinstance(raw[0], dict))
-        if rewritten:
-            public = False
-        elif "AssociatePublicIpAddress" in nic:
-            public = bool(nic["AssociatePublicIpAddress"])
-        else:
-            public = bool(subnet.get("MapPublicIpOnLaunch"))
-        table = _route_table(ctx, subnet)
-        routes = [r for r in (table or {}).get("Routes", []) if r.get("DestinationCidrBlock") == "0.0.0.0/0"
-                  and r.get("State", "active") == "active"]
-        igw = any(str(r.get("GatewayId", "")).startswith("igw-") for r in routes)
-        nat_ids = [r["NatGatewayId"] for r in routes if r.get("NatGatewayId")]
-        other = any(r.get("TransitGatewayId") or r.get("InstanceId") or r.get("NetworkInterfaceId") for r in routes)
-        if public:
-            if not igw:
-                return fail(f"{sid} has no 0.0.0.0/0 route to an internet gateway: workers never join ECS",
-                            "add a 0.0.0.0/0 → igw-… route to the subnet's route table")
-            continue
-        nat_ok = False
-        if nat_ids:
-            nat_ok = any(n.get("State") == "available" for n in ec2.nat_gateways(ctx, tuple(nat_ids)))
-        if not (nat_ok or other):
-            why = ("ASSIGN_IP is 'False', which run.py applies to launch specification 0" if rewritten else
-                   "the fleet file sets AssociatePublicIpAddress: false (as DCP's example does)"
-                   if nic.get("AssociatePublicIpAddress") is False else "the subnet gives no public IP")
-            return fail(f"workers in {sid} get no public IP ({why}) and the subnet has no NAT route: they stay "
-                        "'nameless' and never take jobs", "set \"AssociatePublicIpAddress\": true in the fleet "
-                        "file's NetworkInterfaces, or route the subnet through a NAT gateway")
-        via_nat.append(sid)
+        for sid in [s for s in listed if s in found]:
+            subnet = found[sid]
+            if rewritten:
+                public = False
+            elif "AssociatePublicIpAddress" in nic:
+                public = bool(nic["AssociatePublicIpAddress"])
+            else:
+                public = bool(subnet.get("MapPublicIpOnLaunch"))
+            table = _route_table(ctx, subnet)
+            routes = [r for r in (table or {}).get("Routes", []) if r.get("DestinationCidrBlock") == "0.0.0.0/0"
+                      and r.get("State", "active") == "active"]
+            igw = any(str(r.get("GatewayId", "")).startswith("igw-") for r in routes)
+            nat_ids = [r["NatGatewayId"] for r in routes if r.get("NatGatewayId")]
+            other = any(r.get("TransitGatewayId") or r.get("InstanceId") or r.get("NetworkInterfaceId") for r in routes)
+            if public:
+                if not igw:
+                    return fail(f"{sid} has no 0.0.0.0/0 route to an internet gateway: workers never join ECS",
+                                "add a 0.0.0.0/0 → igw-… route to the subnet's route table")
+                continue
+            nat_ok = False
+            if nat_ids:
+                nat_ok = any(n.get("State") == "available" for n in ec2.nat_gateways(ctx, tuple(nat_ids)))
+            if not (nat_ok or other):
+                why = ("ASSIGN_IP is 'False', which run.py applies to launch specification 0" if rewritten else
+                       "the fleet file sets AssociatePublicIpAddress: false (as DCP's example does)"
+                       if nic.get("AssociatePublicIpAddress") is False else "the subnet gives no public IP")
+                return fail(f"workers in {sid} get no public IP ({why}) and the subnet has no NAT route: they stay "
+                            "'nameless' and never take jobs", "set \"AssociatePublicIpAddress\": true in the fleet "
+                            "file's NetworkInterfaces, or route the subnet through a NAT gateway")
+            via_nat.append(sid)
+    via_nat = list(dict.fromkeys(via_nat))
     if via_nat:
         return warn(f"{', '.join(via_nat)} reach the internet through NAT: all workers share one IP, and Docker "
                     "Hub allows 10 anonymous pulls an hour per IP", "use public IPs, or an ECR pull-through cache")
@@ -242,7 +229,7 @@ def instance_types(ctx: Context) -> Finding:
             return fail(f"{t} is not x86_64; the DCP image is built for linux/amd64", "choose an x86_64 type "
                         "(m5, c5, r5, …)")
     found = _subnets(ctx)
-    wanted = [(index, t, sorted({found[s]["AvailabilityZone"] for s in _spec_subnets(spec) if s in found}))
+    wanted = [(index, t, sorted({found[s]["AvailabilityZone"] for s in spec_subnets(spec) if s in found}))
               for index, (t, spec) in enumerate(pairs)]
     zones = sorted({z for _, _, zs in wanted for z in zs})
     offered = ec2.type_offerings(ctx, tuple(zones), tuple(used))

@@ -95,3 +95,19 @@ def test_dry_run_applies_assign_ip_false_to_interface_0(account: DcpAccount, mon
     assert sent["NetworkInterface.1.AssociatePublicIpAddress"] == "false"
     assert sent["NetworkInterface.1.SubnetId"] == account.subnets[0]
     assert "SubnetId" not in sent and not any(k.startswith("SecurityGroupId") for k in sent)
+
+
+def test_internet_path_is_judged_in_every_subnet_a_specification_lists(account: DcpAccount) -> None:
+    """N05: a top-level SubnetId 'a, x' puts workers in either; x (public IPs, but its route table has no route
+    to the internet gateway) strands the ones that land there, though a is fine."""
+    ec2 = account.client("ec2")
+    x = ec2.create_subnet(VpcId=account.vpc_id, CidrBlock="172.31.200.0/24",
+                          AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
+    ec2.modify_subnet_attribute(SubnetId=x, MapPublicIpOnLaunch={"Value": True})
+    table = ec2.create_route_table(VpcId=account.vpc_id)["RouteTable"]["RouteTableId"]
+    ec2.associate_route_table(RouteTableId=table, SubnetId=x)
+    a = subnet_in(account, "us-east-1a")
+    specs_in(account, [f"{a}, {x}", a], top_level=True)
+    r = run_agent(account, ["N05"])["N05"]
+    assert r.status is Status.FAIL, r.message
+    assert r.message.startswith(f"{x} has no 0.0.0.0/0 route to an internet gateway")
