@@ -130,7 +130,7 @@ def node(node_layer: Path, sandbox_key: Path, tmp_path: Path) -> Iterator[Sandbo
 
 _accounts = itertools.count(1)
 # moto slows down (and stalls concurrent requests) as accounts pile up, so it is reset now and then;
-# a new account costs ~0.2 s, a reset ~0.3 s per account it drops.
+# a new account costs ~0.6 s to seed, a reset ~0.05 s (rig/moto_main.py skips moto's rebuild of what it drops).
 ACCOUNTS_BEFORE_RESET = 8
 
 
