@@ -25,8 +25,9 @@ def python_version(ctx: Context) -> Finding:
     py = ctx.settings.dcp_python
     if local.apple_stub(ctx, py):
         return fail(f"{py} is macOS's placeholder: the Command Line Tools that provide it are not installed",
-                    "brew install python@3.12 and set 'python' in the settings (or xcode-select --install "
-                    "for Apple's Python 3.9, which is too old for current boto3)")
+                    packages(ctx, apt="python3 python3-venv", dnf="python3.11", brew="python@3.12")
+                    + " and set 'python' in the settings (xcode-select --install gives Apple's Python 3.9, "
+                    "too old for current boto3)")
     probe = local.python_probe(ctx)
     if probe is None:
         return fail(f"no working Python at {py}",
@@ -97,6 +98,8 @@ def dcp_clone(ctx: Context) -> Finding:
     if local.apple_stub(ctx, "git"):
         return ok(f"{p} (its origin was not read: git is macOS's placeholder, see L04)")
     rc, out = local.command(ctx, "git", "-C", str(p), "config", "--get", "remote.origin.url")
+    if rc == 127:
+        return ok(f"{p} (its origin was not read: git is not installed, see L04)")
     if rc != 0 or not out:
         return warn(f"{p} is not a git clone with an origin, so it cannot be updated with git pull", clone_fix)
     expected = ctx.settings.repo_url

@@ -136,7 +136,9 @@ def internet_path(ctx: Context) -> Finding:
     for index, spec in enumerate(ctx.fleet.specs):
         nics = spec.get("NetworkInterfaces") if isinstance(spec.get("NetworkInterfaces"), list) else [{}]
         nic = nics[0] if nics and isinstance(nics[0], dict) else {}
-        listed = spec_subnets(spec)   # a top-level SubnetId may list several: workers land in any of them
+        # Interface 0's subnet, else the top-level SubnetId, which may list several: workers land in any of them.
+        chosen = nic.get("SubnetId") or spec.get("SubnetId")
+        listed = [s.strip() for s in chosen.split(",")] if isinstance(chosen, str) else []
         # run.py (startCluster): ASSIGN_IP.lower() == 'false' sets AssociatePublicIpAddress = False on launch
         # specification 0's network interface 0, and only there, and only when NetworkInterfaces exists.
         rewritten = (isinstance(assign_ip, str) and assign_ip.lower() == "false" and index == 0
@@ -235,9 +237,16 @@ def instance_types(ctx: Context) -> Finding:
     offered = ec2.type_offerings(ctx, tuple(zones), tuple(used))
     gaps = [f"{t} in {z} (launch specification {index})" for index, t, zs in wanted for z in zs
             if (t, z) not in offered]
+    fix = ("give each launch specification subnets in zones that offer its MACHINE_TYPE (the same position in "
+           "the list), or choose another type")
+    # A pool (type, zone) the type is not offered in is set aside by the fleet (launchSpecTemporarilyBlacklisted),
+    # which launches in its specification's other zones; only a specification with no zone left launches nothing.
+    stranded = [f"{t} (launch specification {index})" for index, t, zs in wanted
+                if zs and not any((t, z) in offered for z in zs)]
+    if stranded:
+        return fail(f"not offered in any zone of its subnets: {', '.join(stranded)}", fix)
     if gaps:
-        return fail(f"not offered: {', '.join(gaps)}", "give each launch specification subnets in zones that offer "
-                    "its MACHINE_TYPE (the same position in the list), or choose another type")
+        return warn(f"not offered: {', '.join(gaps)}; the fleet launches those in their other zones", fix)
     return ok("; ".join(f"{t} in {', '.join(zs)}" for _, t, zs in wanted))
 
 
@@ -288,10 +297,11 @@ def dry_run(ctx: Context) -> Finding:
             nics[0]["AssociatePublicIpAddress"] = False
     if nics:
         kwargs["NetworkInterfaces"] = nics
-    subnet = str(spec.get("SubnetId") or "").split(",")[0].strip()
-    if subnet:
+    listed = spec.get("SubnetId")
+    if isinstance(listed, str) and (subnet := listed.split(",")[0].strip()):
         kwargs["SubnetId"] = subnet
-    groups = [g for g in spec.get("SecurityGroups") or [] if isinstance(g, dict)]
+    raw_groups = spec.get("SecurityGroups")
+    groups = [g for g in raw_groups if isinstance(g, dict)] if isinstance(raw_groups, list) else []
     if ids := [g["GroupId"] for g in groups if g.get("GroupId")]:
         kwargs["SecurityGroupIds"] = ids
     if names := [g["GroupName"] for g in groups if g.get("GroupName") and not g.get("GroupId")]:

@@ -63,7 +63,8 @@ def parse_os_release(text: str) -> HostOS:
         if ident in ("debian", "ubuntu"):
             return HostOS("debian", name)
         if ident == "amzn":
-            return HostOS("amazon", name)
+            # Amazon Linux 2 (past its end of life) has yum, not dnf: its fixes are the generic ones.
+            return HostOS("linux" if fields.get("VERSION_ID") == "2" else "amazon", name)
         if ident in ("rhel", "fedora", "centos"):
             return HostOS("rhel", name)
     return HostOS("linux", name)
@@ -84,6 +85,7 @@ def host_os(ctx: Context) -> HostOS:
 
 
 APPLE_STUBS = ("/usr/bin/git", "/usr/bin/python3")
+XCODE_SELECT = "/usr/bin/xcode-select"
 
 
 @fact()
@@ -91,13 +93,19 @@ def apple_stub(ctx: Context, tool: str) -> bool:
     """Whether ``tool`` is one of macOS's placeholders for the Command Line Tools while they are not installed.
 
     Running such a placeholder does not fail quietly: it opens a dialog offering to install them. ``xcode-select
-    -p`` says whether they are installed without that."""
+    -p`` says whether they are installed without that: exit status 2 when no developer directory is set, else the
+    directory, which must exist (removing it is Apple's way to uninstall the tools). Any other answer (no
+    xcode-select, a timeout) proves nothing, and the tool is treated as a real one."""
     if host_os(ctx).family != "macos":
         return False
     path = tool if os.path.isabs(tool) else which(ctx, tool)
     if path is None or (path not in APPLE_STUBS and os.path.realpath(path) not in APPLE_STUBS):
         return False
-    return command(ctx, "xcode-select", "-p")[0] != 0
+    rc, out = command(ctx, XCODE_SELECT, "-p")
+    if rc == 2:
+        return True
+    directory = out.strip().splitlines()[0] if out.strip() else ""
+    return rc == 0 and bool(directory) and not os.path.isdir(directory)
 
 
 @fact()

@@ -23,7 +23,7 @@ from agent.model import Result
 from bootstrap.stage import build_wheel
 from rig.seed import DcpAccount
 from tests.agent.cases import set_setting
-from tests.agent.harness import run_agent, set_path, tool_path
+from tests.agent.harness import Overrides, run_agent, set_path, tool_path
 
 LOCAL_TOOLS = ["L04", "L06", "L07", "L08", "L09", "L11"]
 
@@ -36,6 +36,7 @@ LOCAL_TOOLS = ["L04", "L06", "L07", "L08", "L09", "L11"]
     ('ID="rocky"\nID_LIKE="rhel centos fedora"\n', "rhel"),
     ('ID=fedora\n', "rhel"),
     ('ID=arch\nPRETTY_NAME="Arch Linux"\n', "linux"),
+    ('NAME="Amazon Linux"\nID="amzn"\nVERSION_ID="2"\n', "linux"),      # yum, not dnf: the generic fixes
     ("", "linux"),
 ])
 def test_os_release_decides_the_package_manager(text: str, family: str) -> None:
@@ -45,6 +46,8 @@ def test_os_release_decides_the_package_manager(text: str, family: str) -> None:
 def test_the_real_host_is_read(account: DcpAccount, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The suite runs on Debian or Ubuntu (the Makefile installs with apt-get): the fact, not injected, must
     say so, and a fix must say apt-get."""
+    if parse_os_release(Path("/etc/os-release").read_text()).family != "debian":
+        pytest.skip("this host is not Debian or Ubuntu")
     set_path(monkeypatch, tool_path(tmp_path))
     r = run_agent(account, ["L09"])["L09"]
     assert r.status == "warn" and r.fix == "sudo apt-get install -y tmux"
@@ -199,17 +202,48 @@ def test_apple_placeholders_are_not_run(account: DcpAccount, tmp_path: Path,
     """On a Mac without the Command Line Tools, /usr/bin/git and /usr/bin/python3 open an install dialog when
     run. ``xcode-select -p`` (exit 2 then) tells without running them; the placeholders must not be started."""
     ran = tmp_path / "ran"
-    set_path(monkeypatch, tool_path(tmp_path, {"xcode-select": "exit 2", "git": f"touch {ran}; exit 1"}))
-    stub = {"git": "/usr/bin/git"}
-    results = run_agent(account, ["L01", "L04", "L05"], inject={
-        local.host_os: lambda ctx: HostOS("macos", "macOS 15.1"),
-        local.which: lambda ctx, tool: stub.get(tool),
-    })
+    set_path(monkeypatch, tool_path(tmp_path, {"git": f"touch {ran}; exit 1"}))
+    xcode_select(monkeypatch, tmp_path, "exit 2")
+    results = run_agent(account, ["L01", "L04", "L05"], inject=MAC_WITH_APPLE_GIT)
     assert results["L04"].status == "fail" and "placeholder" in results["L04"].message
     assert results["L05"].status == "pass" and "origin was not read" in results["L05"].message
     assert not ran.exists()
     # DCP's interpreter set to Apple's python3 (a real Python on this Debian machine: a pass would mean it ran)
     set_setting(account, "python", "/usr/bin/python3")
-    results = run_agent(account, ["L01"], inject={local.host_os: lambda ctx: HostOS("macos", "macOS 15.1"),
-                                                  local.which: lambda ctx, tool: stub.get(tool)})
-    assert results["L01"].status == "fail" and "brew install python@3.12" in results["L01"].fix
+    results = run_agent(account, ["L01"], inject=MAC_WITH_APPLE_GIT)
+    assert results["L01"].status == "fail" and "python@3.12" in results["L01"].fix
+
+
+MAC_WITH_APPLE_GIT: Overrides = {local.host_os: lambda ctx: HostOS("macos", "macOS 15.1"),
+                      local.which: lambda ctx, tool: {"git": "/usr/bin/git"}.get(tool)}
+
+
+def xcode_select(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, body: str) -> None:
+    fake = tmp_path / "xcode-select"
+    fake.write_text(f"#!/bin/sh\n{body}\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(local, "XCODE_SELECT", str(fake))
+
+
+@pytest.mark.parametrize("answer, placeholder", [
+    ("exit 2", True),                                        # no developer directory set
+    ("echo /nonexistent/CommandLineTools", True),            # set, but the tools were removed (rm -rf)
+    ("echo /", False),                                       # installed: the directory exists
+    ("exit 1", False),                                       # an answer that proves nothing
+])
+def test_only_xcode_select_s_own_answers_make_a_placeholder(account: DcpAccount, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch, answer: str,
+                                                            placeholder: bool) -> None:
+    set_path(monkeypatch, tool_path(tmp_path, {"git": "echo git version 2.39.5"}))
+    xcode_select(monkeypatch, tmp_path, answer)
+    r = run_agent(account, ["L04"], inject=MAC_WITH_APPLE_GIT)["L04"]
+    assert (r.status, "placeholder" in r.message) == (("fail", True) if placeholder else ("pass", False))
+
+
+def test_a_clone_is_not_faulted_for_a_missing_git(account: DcpAccount, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without git the origin cannot be read: L04 says git is missing, and L05 keeps its verdict on the clone."""
+    set_path(monkeypatch, tool_path(tmp_path))
+    results = run_agent(account, ["L04", "L05"])
+    assert results["L04"].status == "fail"
+    assert results["L05"].status == "pass" and "git is not installed" in results["L05"].message

@@ -54,15 +54,27 @@ def test_each_type_is_judged_in_its_own_specifications_zones(account: DcpAccount
     assert r.message == f"m5.xlarge in {zones_0}; c4.xlarge in us-east-1e"
 
 
-def test_a_type_missing_from_one_of_its_subnets_zones_fails_naming_the_specification(account: DcpAccount) -> None:
+def test_a_type_missing_from_one_of_its_subnets_zones_warns_naming_the_specification(account: DcpAccount) -> None:
     """Spec 0 lists a subnet in us-east-1a and one in us-east-1e (top level, comma-separated): its m5.xlarge is not
-    offered in us-east-1e. Spec 1's c4.xlarge in us-east-1e is fine."""
+    offered in us-east-1e. Spec 1's c4.xlarge in us-east-1e is fine. The fleet sets the (m5.xlarge, us-east-1e)
+    pool aside and launches in us-east-1a, so this is a warning, not a BLOCKER."""
     a, e = (subnet_in(account, f"us-east-1{z}") for z in "ae")
     specs_in(account, [f"{a},{e}", e], top_level=True)
     account.edit_config(MACHINE_TYPE=["m5.xlarge", "c4.xlarge"])
     r = run_agent(account, ["N08"])["N08"]
+    assert r.status is Status.WARN
+    assert r.message.startswith("not offered: m5.xlarge in us-east-1e (launch specification 0);")
+
+
+def test_a_type_offered_in_none_of_its_subnets_zones_fails(account: DcpAccount) -> None:
+    """Spec 0's only subnet is in us-east-1e, where its m5.xlarge is not offered: that specification launches
+    nothing, though the other specification's c4.xlarge could run there."""
+    e = subnet_in(account, "us-east-1e")
+    specs_in(account, [e, e], top_level=True)
+    account.edit_config(MACHINE_TYPE=["m5.xlarge", "c4.xlarge"])
+    r = run_agent(account, ["N08"])["N08"]
     assert r.status is Status.FAIL
-    assert r.message == "not offered: m5.xlarge in us-east-1e (launch specification 0)"
+    assert r.message == "not offered in any zone of its subnets: m5.xlarge (launch specification 0)"
 
 
 def dry_run_request(account: DcpAccount, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
@@ -111,3 +123,14 @@ def test_internet_path_is_judged_in_every_subnet_a_specification_lists(account: 
     r = run_agent(account, ["N05"])["N05"]
     assert r.status is Status.FAIL, r.message
     assert r.message.startswith(f"{x} has no 0.0.0.0/0 route to an internet gateway")
+
+
+@pytest.mark.parametrize("subnet, groups", [(["subnet-in-a-list"], True), (None, "sg-as-a-string")])
+def test_dry_run_with_odd_types_in_the_fleet_file_does_not_crash(account: DcpAccount, monkeypatch: pytest.MonkeyPatch,
+                                                                 subnet: Any, groups: Any) -> None:
+    """A SubnetId that is not a string, or SecurityGroups that is not a list, is not sent (F01 judges the file)."""
+    doc = account.fleet_doc()
+    doc["LaunchSpecifications"][0].update(SubnetId=subnet, SecurityGroups=groups)
+    account.write_fleet(doc)
+    sent = dry_run_request(account, monkeypatch)
+    assert "SubnetId" not in sent and not any(k.startswith(("SecurityGroupId", "SecurityGroup.")) for k in sent)
