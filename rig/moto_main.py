@@ -68,6 +68,9 @@ moto.iam.models.IAMBackend._init_aws_policies = _init_aws_policies  # type: igno
 # builds it anew (IAM's managed policies, EC2's canned AMIs …) only for moto to drop them all right after
 # (BackendDict.reset clears every BackendDict; backends are created again on first use). The subclasses' own
 # reset() (S3 closes its temporary files, Batch stops its jobs) still run; only the rebuild is skipped.
+# One difference: a request still running during a reset, holding the old backend, now gets a 500
+# (AttributeError) instead of an answer from a blank backend. Tests reset between tests, when only
+# the background threads of timed-out checks could still be talking to moto.
 def _reset(self: BaseBackend) -> None:
     self.__dict__ = {}
 
