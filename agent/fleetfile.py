@@ -22,6 +22,15 @@ def spec_subnets(spec: dict[str, Any]) -> list[str]:
     return found
 
 
+def assign_ip_off(spec: dict[str, Any], index: int, assign_ip: Any) -> bool:
+    """Whether run.py (startCluster) turns this specification's public address off: ASSIGN_IP.lower() == 'false'
+    sets AssociatePublicIpAddress = False on launch specification 0's network interface 0, and only there, and
+    only when NetworkInterfaces exists."""
+    nics = spec.get("NetworkInterfaces")
+    return (index == 0 and isinstance(assign_ip, str) and assign_ip.lower() == "false"
+            and isinstance(nics, list) and bool(nics) and isinstance(nics[0], dict))
+
+
 @dataclass
 class FleetFile:
     path: Path | None

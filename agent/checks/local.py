@@ -23,16 +23,15 @@ AWS_CLI_BUNDLE = "https://docs.aws.amazon.com/cli/latest/userguide/getting-start
 @check("L01", "local.python", "Python for DCP is 3.10 or newer", Severity.HIGH)
 def python_version(ctx: Context) -> Finding:
     py = ctx.settings.dcp_python
+    install = packages(ctx, apt="python3 python3-venv", dnf="python3.11", brew="python@3.12")
     if local.apple_stub(ctx, py):
         return fail(f"{py} is macOS's placeholder: the Command Line Tools that provide it are not installed",
-                    packages(ctx, apt="python3 python3-venv", dnf="python3.11", brew="python@3.12")
-                    + " and set 'python' in the settings (xcode-select --install gives Apple's Python 3.9, "
-                    "too old for current boto3)")
+                    f"{install} and set 'python' in the settings (xcode-select --install gives Apple's Python "
+                    "3.9, too old for current boto3)")
     probe = local.python_probe(ctx)
     if probe is None:
         return fail(f"no working Python at {py}",
-                    packages(ctx, apt="python3 python3-venv", dnf="python3.11", brew="python@3.12")
-                    + ", or set 'python' in the settings to the interpreter DCP should use")
+                    f"{install}, or set 'python' in the settings to the interpreter DCP should use")
     text = probe["python"]
     v = tuple(int(x) for x in text.split("."))
     if v < (3, 8):

@@ -10,7 +10,7 @@ from typing import Any
 from agent import gates
 from agent.context import Context
 from agent.facts import ec2
-from agent.fleetfile import spec_subnets
+from agent.fleetfile import assign_ip_off, spec_subnets
 from agent.model import Finding, Severity, Skip, fail, ok, warn
 from agent.registry import check
 
@@ -139,10 +139,7 @@ def internet_path(ctx: Context) -> Finding:
         # Interface 0's subnet, else the top-level SubnetId, which may list several: workers land in any of them.
         chosen = nic.get("SubnetId") or spec.get("SubnetId")
         listed = [s.strip() for s in chosen.split(",")] if isinstance(chosen, str) else []
-        # run.py (startCluster): ASSIGN_IP.lower() == 'false' sets AssociatePublicIpAddress = False on launch
-        # specification 0's network interface 0, and only there, and only when NetworkInterfaces exists.
-        rewritten = (isinstance(assign_ip, str) and assign_ip.lower() == "false" and index == 0
-                     and isinstance(raw := spec.get("NetworkInterfaces"), list) and bool(raw) and isinstance(raw[0], dict))
+        rewritten = assign_ip_off(spec, index, assign_ip)
         for sid in [s for s in listed if s in found]:
             subnet = found[sid]
             if rewritten:
@@ -292,8 +289,7 @@ def dry_run(ctx: Context) -> Finding:
     nics = spec.get("NetworkInterfaces")
     if isinstance(nics, list) and nics:
         nics = [dict(n) if isinstance(n, dict) else n for n in nics]
-        assign_ip = ctx.config.get("ASSIGN_IP")
-        if isinstance(assign_ip, str) and assign_ip.lower() == "false" and isinstance(nics[0], dict):
+        if assign_ip_off(spec, 0, ctx.config.get("ASSIGN_IP")):
             nics[0]["AssociatePublicIpAddress"] = False
     if nics:
         kwargs["NetworkInterfaces"] = nics
