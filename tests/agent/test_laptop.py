@@ -25,6 +25,7 @@ from rig.seed import DcpAccount
 from tests.agent.cases import set_setting
 from tests.agent.harness import Overrides, run_agent, set_path, tool_path
 
+GUARD = Path(__file__).resolve().parents[2] / "rig" / "sitecustomize"
 LOCAL_TOOLS = ["L04", "L06", "L07", "L08", "L09", "L11"]
 
 
@@ -163,8 +164,8 @@ def _link_dist(name: str, site: Path) -> None:
             dst.symlink_to(src)
 
 
-def test_the_agent_installs_alone_and_runs_with_only_its_own_dependencies(
-        account: DcpAccount, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_agent_installs_alone_and_runs_with_only_its_own_dependencies(account: DcpAccount,
+                                                                          tmp_path: Path) -> None:
     """What ``pipx install <wheel>`` does: a venv of its own, the wheel, and its runtime requirements. pipx
     would fetch those from PyPI; here the same distributions come from this environment (loopback only)."""
     wheel = build_wheel()
@@ -181,11 +182,15 @@ def test_the_agent_installs_alone_and_runs_with_only_its_own_dependencies(
         _link_dist(name, site)
     py = str(venv / "bin" / "python")
     for absent in ("fabric", "invoke", "moto", "pytest", "rig"):
-        p = subprocess.run([py, "-c", f"import {absent}"], capture_output=True, text=True, cwd=tmp_path, check=False)
+        p = subprocess.run([py, "-c", f"import {absent}"], capture_output=True, text=True, cwd=tmp_path, check=False,
+                           env={**os.environ, "PYTHONPATH": str(GUARD)})
         assert p.returncode != 0, f"{absent} is importable in the agent's own venv"
 
-    env = {**os.environ, "PATH": tool_path(tmp_path), "PYTHONPATH": ""}   # no git, aws, parallel, timedatectl
-    monkeypatch.delenv("PYTHONPATH", raising=False)
+    # No git, aws, parallel or timedatectl on PATH; PYTHONPATH holds only the loopback guard (rig/sitecustomize,
+    # which the conftest puts there for every subprocess), none of the checkout's packages.
+    env = {**os.environ, "PATH": tool_path(tmp_path), "PYTHONPATH": str(GUARD)}
+    guarded = subprocess.run([py, "-c", "import sys; assert 'netguard' in sys.modules"], env=env, check=False)
+    assert guarded.returncode == 0, "the loopback guard is not loaded in the agent's own venv"
     p = subprocess.run([str(venv / "bin" / "dcp-agent"), "check", "--json"], capture_output=True, text=True,
                        env=env, cwd=tmp_path, timeout=120, check=False)
     assert "Traceback" not in p.stdout + p.stderr, p.stderr[-2000:]
