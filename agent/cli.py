@@ -12,15 +12,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from agent import __version__
+from agent.boundary import UserError, guard, quiet_stdout
 
 if TYPE_CHECKING:
     from agent.context import Context
     from agent.settings import Settings
 
-EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+# Exit statuses (the README's table): 0 ready, 1 not ready (a problem was seen), 2 bad input, 3 could not
+# check (AWS did not answer), 70 internal error (traceback in the log the line names), 130 interrupted.
+EXIT_OK, EXIT_PROBLEMS = 0, 1
+DOCS = "see the README, 'dcp-agent'"
 
 
-class UsageError(Exception):
+class UsageError(UserError):
     pass
 
 
@@ -31,7 +35,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="dcp-agent", description="Preflight checks for Distributed-CellProfiler control nodes.")
+    p = _Parser(prog="dcp-agent", description="Preflight checks for Distributed-CellProfiler control nodes.",
+                epilog="Exit statuses: 0 ready, 1 not ready, 2 bad input, 3 could not check (AWS did not answer), "
+                       "70 internal error, 130 interrupted. Documentation: README.md, 'dcp-agent'.")
     p.add_argument("--version", action="version", version=f"dcp-agent {__version__}")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
     c = sub.add_parser("check", help="run the preflight checks")
@@ -75,10 +81,37 @@ def _parser() -> argparse.ArgumentParser:
 def _readable(path: Path | None, what: str) -> None:
     if path is None:
         return
-    if not path.exists():
-        raise UsageError(f"{what} {path} does not exist")
-    if not path.is_file() or not os.access(path, os.R_OK):
-        raise UsageError(f"{what} {path} is not a readable file")
+    from agent.boundary import one_line
+
+    shown = one_line(str(path), 200)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise UsageError(f"{what} {shown} does not exist") from None
+    except NotADirectoryError:
+        raise UsageError(f"{what} {shown} does not exist (a part of its path is a file)") from None
+    except PermissionError:
+        raise UsageError(f"cannot read {what} {shown} (permission denied)") from None
+    except OSError as e:
+        raise UsageError(f"cannot read {what} {shown} ({(e.strerror or type(e).__name__).lower()})") from None
+    import stat as stat_mod
+
+    if stat_mod.S_ISDIR(st.st_mode):
+        raise UsageError(f"{what} {shown} is a directory, not a file")
+    if not stat_mod.S_ISREG(st.st_mode):
+        raise UsageError(f"{what} {shown} is not a regular file")
+    if not os.access(path, os.R_OK):
+        raise UsageError(f"cannot read {what} {shown} (permission denied)")
+
+
+def _environment() -> None:
+    """What the environment sets for every AWS client, checked once (a bad endpoint fails every read alike)."""
+    from agent import inputs
+
+    try:
+        inputs.endpoint_environment()
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -91,6 +124,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     for path, what in ((args.config, "config file"), (args.fleet, "fleet file"), (args.job, "job file"),
                        (args.settings, "settings file")):
         _readable(path, what)
+    _environment()
     try:
         s = settings_mod.load(args.settings)
     except settings_mod.SettingsError as e:
@@ -101,12 +135,15 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     ctx = Context(s, config=args.config, fleet=args.fleet, job=args.job)
     outcome = run(selection, ctx)
-    if args.json:
-        sys.stdout.write(as_json(outcome) + "\n")
-    else:
-        render(outcome, verbose=args.verbose)
-    sys.stdout.flush()
-    return EXIT_OK if outcome.ok else EXIT_PROBLEMS
+    try:
+        if args.json:
+            sys.stdout.write(as_json(outcome) + "\n")
+        else:
+            render(outcome, verbose=args.verbose)
+        sys.stdout.flush()
+    except BrokenPipeError:   # `dcp-agent check | head -1`: the reader has gone; the verdict still holds
+        quiet_stdout()
+    return outcome.exit_status
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -118,15 +155,20 @@ def cmd_list(args: argparse.Namespace) -> int:
                            "severity": str(c.severity), "needs": list(c.needs), "actions": list(c.actions),
                            "opt_in": c.opt_in} for c in checks], indent=2, ensure_ascii=False))
         return EXIT_OK
+    rows = [(c.code, c.id, str(c.severity), c.title + (" (opt-in)" if c.opt_in else ""), ", ".join(c.actions) or "-")
+            for c in checks]
+    if not sys.stdout.isatty():   # a pipe or a file: whole lines, tab-separated, never cut at 80 columns
+        sys.stdout.write("".join("\t".join(r) + "\n" for r in [("code", "id", "severity", "title", "IAM actions"),
+                                                                *rows]))
+        return EXIT_OK
     from rich.console import Console
     from rich.table import Table
 
     table = Table(show_edge=False, box=None, pad_edge=False)
     for col in ("code", "id", "severity", "title", "IAM actions"):
         table.add_column(col)
-    for c in checks:
-        table.add_row(c.code, c.id, str(c.severity), c.title + (" (opt-in)" if c.opt_in else ""),
-                      ", ".join(c.actions) or "-")
+    for row in rows:
+        table.add_row(*row)
     Console(soft_wrap=False, no_color=bool(os.environ.get("NO_COLOR"))).print(table)
     return EXIT_OK
 
@@ -145,6 +187,7 @@ def _with_inputs(args: argparse.Namespace, command: Callable[[argparse.Namespace
     for path, what in ((args.config, "config file"), (getattr(args, "fleet", None), "fleet file"),
                        (args.settings, "settings file")):
         _readable(path, what)
+    _environment()
     try:
         s = settings_mod.load(args.settings)
         return command(args, s, Context(s, config=args.config, fleet=getattr(args, "fleet", None)))
@@ -172,22 +215,19 @@ def cmd_login(args: argparse.Namespace) -> int:
     return refresh() if args.refresh else show()
 
 
+def _dispatch(argv: list[str] | None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command is None:
+        raise UsageError("say what to do: check, fix, fleet, list, policy or login (see 'dcp-agent --help')")
+    handler = {"check": cmd_check, "fix": cmd_fix, "fleet": cmd_fleet, "list": cmd_list, "policy": cmd_policy,
+               "login": cmd_login}[args.command]
+    return handler(args)
+
+
 def main(argv: list[str] | None = None) -> int:
-    try:
-        args = _parser().parse_args(argv)
-        if args.command is None:
-            raise UsageError("say what to do: check, fix, fleet, list, policy or login (see 'dcp-agent --help')")
-        handler = {"check": cmd_check, "fix": cmd_fix, "fleet": cmd_fleet, "list": cmd_list, "policy": cmd_policy,
-                   "login": cmd_login}[args.command]
-        return handler(args)
-    except UsageError as e:
-        print(f"dcp-agent: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("dcp-agent: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        return EXIT_OK
+    """The one error boundary (agent.boundary): every failure is one line on stderr and an exit status."""
+    words = sys.argv[1:] if argv is None else argv
+    return guard("dcp-agent", lambda: _dispatch(argv), verbose="-v" in words or "--verbose" in words)
 
 
 def entry() -> None:

@@ -8,7 +8,6 @@ threads (botocore clients are thread-safe; sessions are not, so creation is seri
 from __future__ import annotations
 
 import json
-import re
 import threading
 from concurrent.futures import Future
 from pathlib import Path
@@ -16,12 +15,11 @@ from typing import Any
 
 from agent import dcpconfig, fleetfile
 from agent.facts.core import FactCache
+from agent.inputs import REGION_RE
 from agent.settings import Settings
 
-REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
-
 # Sized for a whole run's reads in flight at once: every check starts as soon as it can.
-BOTO_CONFIG = {
+BOTO_CONFIG: dict[str, Any] = {
     "connect_timeout": 3, "read_timeout": 5,
     "retries": {"mode": "standard", "max_attempts": 3},
     "max_pool_connections": 64,
@@ -131,6 +129,21 @@ class Context:
                 fut.set_result(sess.client(service, region_name=region, config=Config(**{**BOTO_CONFIG, **extra})))
         except BaseException as e:
             fut.set_exception(e)
+
+    def endpoint_for(self, check: Any) -> str:
+        """The endpoint (scheme://host) a check's first AWS action goes to, without waiting; else "AWS"."""
+        import urllib.parse
+
+        for action in getattr(check, "actions", ()):
+            service = {"servicequotas": "service-quotas"}.get(action.split(":", 1)[0], action.split(":", 1)[0])
+            with self._client_lock:
+                futures = [f for k, f in self._clients.items() if k[0] == service]
+            for fut in futures:
+                if fut.done() and fut.exception() is None:
+                    parts = urllib.parse.urlsplit(str(fut.result().meta.endpoint_url))
+                    return f"{parts.scheme}://{parts.netloc}"
+            break
+        return "AWS"
 
     def client(self, service: str, region: str | None = None, *, session: str = "operator",
                unsigned: bool = False, retries: int | None = None) -> Any:

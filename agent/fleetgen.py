@@ -26,15 +26,18 @@ import contextlib
 import difflib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent import inputs
 from agent.facts import aws, ec2, iam, ssm
 from agent.facts.core import AwsError
 from agent.fix.tags import TAG_KEY, TAG_VALUE, WORKER_SG_NAME, is_ours
+from agent.netcause import cause_of
 
 if TYPE_CHECKING:
     from agent.context import Context
@@ -184,15 +187,29 @@ def _spec(p: Placement, *, image: dict[str, Any], root_snapshot: str, root_gb: i
 
 
 def _out_path(args: argparse.Namespace, settings: Settings, ctx: Context) -> Path:
+    """Where the file goes. Only a regular file is ever replaced (never a device, a FIFO or through a
+    symbolic link), and a path built from APP_NAME stays in the clone's files/."""
+    region = inputs.region(ctx.config.get("AWS_REGION"), where="config.py's AWS_REGION")
     if args.out is not None:
         out = Path(args.out)
     else:
         app = ctx.config.get("APP_NAME")
         if not isinstance(app, str) or not app:
             raise ValueError("config.py sets no APP_NAME to name the fleet file: set it, or pass --out FILE")
-        out = settings.dcp_clone / "files" / f"{app}Fleet_{ctx.region}.json"
-    if out.is_dir():
+        out = settings.dcp_clone / "files" / f"{inputs.app_name(app)}Fleet_{region}.json"
+    try:
+        st = out.lstat()
+    except FileNotFoundError:
+        st = None
+    except OSError as e:
+        raise ValueError(f"cannot use {out} ({(e.strerror or type(e).__name__).lower()})") from None
+    if st is not None and stat.S_ISLNK(st.st_mode):
+        raise ValueError(f"{out} is a symbolic link: give the file itself (or another path) as --out")
+    if st is not None and stat.S_ISDIR(st.st_mode):
         raise ValueError(f"{out} is a directory: pass --out with a file name")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"{out} is not a regular file (a device or a pipe): it is never replaced; pass --out "
+                         "with a file name")
     if not out.parent.is_dir():
         raise ValueError(f"cannot write {out}: {out.parent} is not a directory")
     if not os.access(out.parent, os.W_OK | os.X_OK):
@@ -315,12 +332,14 @@ def run_fleet(args: argparse.Namespace, settings: Settings, ctx: Context,
     except AwsError as e:
         from agent.redact import scrub
 
+        if cause_of(e) is not None:
+            raise   # AWS did not answer: the error boundary says so (exit 3), it is not bad input
         what = "no AWS credentials" if e.no_credentials else "AWS is unreachable" if e.unreachable else \
             f"not allowed: {e.operation or e.code}" if e.denied else f"{e.operation or 'AWS'} failed"
         raise ValueError(scrub(f"{what}: {e}".splitlines()[0], ctx.secrets)) from None
     text = json.dumps(doc, indent=2) + "\n"
     old = None
-    if out.exists():
+    if out.is_file():
         try:
             old = out.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:

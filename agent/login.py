@@ -16,10 +16,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from agent.model import Result, Severity, Status
+from agent.boundary import UserError
+from agent.model import Result, RunOutcome, Severity, Status
 from agent.settings import SettingsError, cache_dir, load
 
 SUMMARY = "login.txt"
+GOOD = "good.txt"     # the summary of the last run that saw everything it checked
 FULL = "last.json"
 TTL_FILE = "ttl"
 LOCK = "refresh.lock"
@@ -74,6 +76,19 @@ def summarize(results: list[Result]) -> str:
     more = len(fails) + len(warns) - MAX_LINES
     lines.append(f"  {'and ' + str(more) + ' more; ' if more > 0 else ''}details: dcp-agent check")
     return "\n".join(lines) + "\n"
+
+
+def unchecked_summary(outcome: RunOutcome, good: Path) -> str:
+    """A run that could not reach AWS says so first, then the last result that saw everything, with its time."""
+    try:
+        last = good.read_bytes().decode("utf-8", errors="replace").splitlines()
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(good.stat().st_mtime))
+    except OSError:
+        last, when = [], ""
+    head = f"? could not reach AWS: {outcome.cause}"
+    if not last:
+        return _short(f"{head}; no earlier result", 220) + "\n  details: dcp-agent check\n"
+    return "\n".join([_short(f"{head} — last good result from {when}:", 220), *(f"  {line}" for line in last)]) + "\n"
 
 
 SHELL_TIMEOUT = 5.0
@@ -145,8 +160,16 @@ def refresh() -> int:
     from agent.runner import run
 
     directory = cache_dir()
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with open(directory / LOCK, "a") as lock:
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not directory.is_dir() or not os.access(directory, os.W_OK | os.X_OK):
+            raise PermissionError
+        lock = open(directory / LOCK, "a")  # noqa: SIM115 - held for the whole refresh
+    except OSError as e:
+        reason = (e.strerror or "permission denied").lower()
+        raise UserError(f"cannot write the login cache {directory} ({reason}): fix its ownership or set "
+                        "XDG_CACHE_HOME to a directory of yours") from None
+    with lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -160,16 +183,21 @@ def refresh() -> int:
             return 1
         outcome = run(selection, Context(s), budget=max(5.0, s.login_timeout - 10))
         _write_atomic(directory / FULL, as_json(outcome) + "\n")
-        _write_atomic(directory / SUMMARY, summarize(outcome.results))
+        if outcome.unchecked:   # AWS was not seen: say so first, with the last result that saw everything
+            _write_atomic(directory / SUMMARY, unchecked_summary(outcome, directory / GOOD))
+        else:
+            text = summarize(outcome.results)
+            _write_atomic(directory / SUMMARY, text)
+            _write_atomic(directory / GOOD, text)
         _write_atomic(directory / TTL_FILE, f"{s.login_ttl}\n")
-    return 0
+    return outcome.exit_status
 
 
 def show() -> int:
     """Print the cached summary (what the hook prints), with its age when stale."""
     path = cache_dir() / SUMMARY
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8", errors="replace")   # a damaged cache is shown, never raised
         age = time.time() - path.stat().st_mtime
     except OSError:
         print("dcp-agent: no result yet; run 'dcp-agent login --refresh' or 'dcp-agent check'")

@@ -12,6 +12,7 @@ class Status(StrEnum):
     FAIL = "fail"
     SKIP = "skip"
     ERROR = "error"
+    UNKNOWN = "unknown"   # could not check: AWS did not answer (unreachable, timed out, 5xx, throttled, budget)
 
 
 class Severity(StrEnum):
@@ -66,6 +67,18 @@ class Result:
                 "fix": self.fix, "duration_ms": self.duration_ms, "cost_per_day": self.cost_per_day}
 
 
+class Verdict(StrEnum):
+    """What a run says of the account, from what it saw. Exit statuses: see ``EXIT``."""
+
+    READY = "ready"                      # every check that ran passed (or only warned)
+    NOT_READY = "not ready"              # a check failed: a problem was seen
+    COULD_NOT_CHECK = "could not check"  # no problem seen, but some checks never got an answer from AWS
+
+
+EXIT = {Verdict.READY: 0, Verdict.NOT_READY: 1, Verdict.COULD_NOT_CHECK: 3}
+UNCHECKED_PREFIX = "not checked: "      # a dependent's skip because its prerequisite could not be checked
+
+
 @dataclass
 class RunOutcome:
     results: list[Result]
@@ -77,3 +90,27 @@ class RunOutcome:
     @property
     def ok(self) -> bool:
         return not any(r.status in (Status.FAIL, Status.ERROR) for r in self.results)
+
+    @property
+    def unchecked(self) -> list[Result]:
+        """Checks that could not give a verdict because AWS did not answer, and those that needed them."""
+        return [r for r in self.results if r.status == Status.UNKNOWN
+                or (r.status == Status.SKIP and r.message.startswith(UNCHECKED_PREFIX))]
+
+    @property
+    def verdict(self) -> Verdict:
+        if not self.ok:
+            return Verdict.NOT_READY
+        if self.count(Status.UNKNOWN):
+            return Verdict.COULD_NOT_CHECK
+        return Verdict.READY
+
+    @property
+    def cause(self) -> str:
+        """Why checks could not be checked, once: the most frequent cause among them."""
+        causes = [r.message for r in self.results if r.status == Status.UNKNOWN]
+        return max(sorted(set(causes)), key=causes.count) if causes else ""
+
+    @property
+    def exit_status(self) -> int:
+        return EXIT[self.verdict]

@@ -153,4 +153,8 @@ def select(settings: Settings, only: list[str] | None = None, skip: list[str] | 
             if key in (c.id, c.code) or c.id not in suppress:
                 suppress[c.id] = reason
     checks = with_needs(resolve(only)) if only else [c for c in all_checks() if not c.opt_in or c.id in enabled]
-    return Selection([c for c in checks if c.id not in skipped], suppress)
+    chosen = [c for c in checks if c.id not in skipped]
+    if not chosen:
+        raise ValueError("this selection runs no check (--skip leaves out everything --only chose): "
+                         "change --only or --skip")
+    return Selection(chosen, suppress)

@@ -5,8 +5,11 @@
   once, level by level. Its verdict is kept only if every prerequisite passes; otherwise it is ``skip``ped
   with the reason, at the moment the prerequisite fails.
 - A check's exception becomes ``error`` for that check alone; AccessDenied becomes ``warn`` "cannot
-  verify: needs <action>"; a check still running at its timeout becomes ``warn`` "could not verify in N s";
-  checks not started when the budget runs out are ``warn`` "not run".
+  verify: needs <action>" (an answer: this identity may not look).
+- AWS not answering is no answer about the account: unreachable, refused, timed out, a 5xx or throttling
+  after botocore's retries, a check still running at its timeout, or not started when the budget ran out,
+  each becomes ``unknown`` with the cause as its message, and what needed it is skipped as "not checked".
+  The run's verdict is then "could not check" (``RunOutcome.verdict``), never "ready".
 """
 
 from __future__ import annotations
@@ -16,15 +19,16 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from graphlib import TopologicalSorter
 
-from agent.context import Context
+from agent.context import BOTO_CONFIG, Context
 from agent.facts import aws
 from agent.facts.core import AwsError, translate
-from agent.model import Finding, Result, RunOutcome, Skip, Status
+from agent.model import UNCHECKED_PREFIX, Finding, Result, RunOutcome, Skip, Status
+from agent.netcause import cause_of
 from agent.redact import Redactor
 from agent.registry import Check, Selection
 
 _ACTION_RE = re.compile(r"perform:?\s+([a-z0-9-]+:[A-Za-z0-9*]+)")
-BLOCKING = (Status.FAIL, Status.ERROR, Status.SKIP)
+BLOCKING = (Status.FAIL, Status.ERROR, Status.SKIP, Status.UNKNOWN)
 # IAM action prefix -> boto3 service, in the order a run's read chains need them: the longest first (IAM),
 # then the cheap SQS client (URL, then attributes), then EC2 and S3.
 SERVICES = {"sts": "sts", "iam": "iam", "sqs": "sqs", "ec2": "ec2", "s3": "s3", "servicequotas": "service-quotas",
@@ -45,6 +49,9 @@ def judge_error(e: Exception, check: Check) -> Finding:
     """What an exception out of a check means for its verdict."""
     if isinstance(e, Skip):
         return Finding(Status.SKIP, str(e))
+    cause = cause_of(e, read_timeout=BOTO_CONFIG["read_timeout"])
+    if cause is not None:
+        return Finding(Status.UNKNOWN, cause, "check the network to AWS and run again")
     err = translate(e)
     if err is not None:
         if err.denied:
@@ -57,7 +64,7 @@ def judge_error(e: Exception, check: Check) -> Finding:
         if err.no_credentials:
             return Finding(Status.SKIP, f"needs valid AWS credentials and region ({err.code})")
         if err.unreachable:
-            return Finding(Status.WARN, f"could not reach AWS: {err.message or err.code}", "check the network and retry")
+            return Finding(Status.UNKNOWN, f"could not reach AWS ({err.code})", "check the network and run again")
         return Finding(Status.ERROR, f"{err.code}: {err.message}"[:300], "report this with 'dcp-agent check -v'")
     first = str(e).splitlines()[0] if str(e) else ""
     return Finding(Status.ERROR, f"{type(e).__name__}: {first}"[:300], "report this with 'dcp-agent check -v'")
@@ -105,11 +112,16 @@ def run(selection: Selection | list[Check], ctx: Context, *, timeout: float | No
     def blocker(among: list[str]) -> Result | None:
         return next((done[d] for d in among if d in done and done[d].status in BLOCKING), None)
 
+    def skipped_for(b: Result) -> Finding:
+        if b.status == Status.UNKNOWN or b.message.startswith(UNCHECKED_PREFIX):
+            return Finding(Status.SKIP, f"{UNCHECKED_PREFIX}needs {b.id} ({b.code}), which could not be checked")
+        return Finding(Status.SKIP, f"needs {b.id} ({b.code}), which is {b.status}")
+
     def settle(check: Check, finding: Finding, began: float) -> None:
         """Keep a verdict once every prerequisite passed; skip it as soon as one did not."""
         b = blocker(needs[check.id])
         if b is not None:
-            finish(check, Finding(Status.SKIP, f"needs {b.id} ({b.code}), which is {b.status}"), time.monotonic())
+            finish(check, skipped_for(b), time.monotonic())
         elif all(d in done for d in needs[check.id]):
             finish(check, finding, began)
         else:
@@ -132,8 +144,7 @@ def run(selection: Selection | list[Check], ctx: Context, *, timeout: float | No
                     if b is not None:
                         held.pop(cid, None)
                         started.add(cid)   # a running speculative read is abandoned, its verdict ignored
-                        finish(by_id[cid], Finding(Status.SKIP, f"needs {b.id} ({b.code}), which is {b.status}"),
-                               time.monotonic())
+                        finish(by_id[cid], skipped_for(b), time.monotonic())
                         progressed = True
                     elif cid in held and all(d in done for d in needs[cid]):
                         finish(by_id[cid], *held.pop(cid))
@@ -143,7 +154,7 @@ def run(selection: Selection | list[Check], ctx: Context, *, timeout: float | No
                     continue
                 started.add(cid)
                 if time.monotonic() - start > budget:
-                    settle(by_id[cid], Finding(Status.WARN, f"not run: the {budget:.0f} s budget was used up",
+                    settle(by_id[cid], Finding(Status.UNKNOWN, f"not run: the {budget:g} s budget was used up",
                                                "raise 'budget' in the settings or run with --only"),
                            time.monotonic())
                 else:
@@ -170,7 +181,7 @@ def run(selection: Selection | list[Check], ctx: Context, *, timeout: float | No
                 if now - began >= timeout:
                     running.pop(fut)
                     if check.id not in done:
-                        settle(check, Finding(Status.WARN, f"could not verify in {timeout:.0f} s",
+                        settle(check, Finding(Status.UNKNOWN, f"no answer from {ctx.endpoint_for(check)} in {timeout:g} s",
                                               "check the network to AWS, or raise 'check_timeout'"), began)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)

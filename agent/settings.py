@@ -73,8 +73,9 @@ def _apply(s: Settings, doc: dict[str, Any], source: Path) -> None:
                 raise SettingsError(f"{where} must be a string")
             setattr(s, key, value)
         elif key in _NUMBERS:
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise SettingsError(f"{where} must be a positive number of seconds")
+            # Below a second no AWS read can answer: every check would be "not run", which says nothing.
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value <= 3600:
+                raise SettingsError(f"{where} must be a number of seconds from 1 to 3600 (got {value!r})")
             setattr(s, key, float(value))
         elif key == "enable":
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -101,14 +102,25 @@ def load(path: Path | None = None) -> Settings:
     s = Settings()
     candidates = [SYSTEM_FILE, path] if path else [SYSTEM_FILE, user_file()]
     for source in candidates:
-        if source is None or not source.is_file():
-            if path is not None and source == path:
+        if source is None:
+            continue
+        try:
+            is_file, exists = source.is_file(), source.exists()
+        except OSError:
+            is_file, exists = False, True
+        if not is_file:
+            if path is not None and source == path and not exists:
                 raise SettingsError(f"settings file {path} does not exist")
+            if exists:
+                raise SettingsError(f"settings file {source} is not a regular file (a directory?): make it a file "
+                                    "or remove it")
             continue
         try:
             doc = tomllib.loads(source.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as e:
-            raise SettingsError(f"cannot read {source}: {e.__class__.__name__}") from None
+        except UnicodeDecodeError:
+            raise SettingsError(f"{source} is not UTF-8 text: fix or remove it") from None
+        except OSError as e:
+            raise SettingsError(f"cannot read {source} ({(e.strerror or type(e).__name__).lower()})") from None
         except tomllib.TOMLDecodeError as e:
             raise SettingsError(f"{source} is not valid TOML ({e}); fix or remove it") from None
         _apply(s, doc, source)

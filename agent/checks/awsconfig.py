@@ -80,7 +80,7 @@ def profile_match(ctx: Context) -> Finding:
 
 
 @check("C03", "aws.profile-section", "config.AWS_PROFILE has a section DCP can find", Severity.BLOCKER,
-       needs=(gates.CONFIG,))
+       needs=(gates.CONFIG, gates.AWS_FILES))
 def profile_section(ctx: Context) -> Finding:
     profile = ctx.config_profile()
     files = local.aws_files(ctx)

@@ -85,11 +85,20 @@ def dcp_clone(ctx: Context) -> Finding:
     p = ctx.settings.dcp_clone
     clone_fix = (f"git clone https://github.com/DistributedScience/Distributed-CellProfiler.git {p} "
                  "(or set 'dcp_clone' in the settings)")
-    if not local.file_info(ctx, p).is_dir:
+    info = local.file_info(ctx, p)
+    if info.unreadable:
+        return fail(f"cannot read {p} ({info.unreadable})", f"sudo chown -R $USER {p} (or set 'dcp_clone')")
+    if info.exists and not info.is_dir:
+        return fail(f"{p} is not a directory", f"move {p} aside, then {clone_fix}")
+    if not info.is_dir:
         return fail(f"no DCP clone at {p}", clone_fix)
     missing = [f for f in DCP_FILES if not local.file_info(ctx, p / f).exists]
     if missing:
-        return fail(f"{p} lacks {', '.join(missing)}: not a complete DCP checkout", clone_fix)
+        # git clone into an existing directory fails: restore the files in place, or start again beside it.
+        is_git = local.file_info(ctx, p / ".git").exists
+        fix = (f"git -C {p} checkout -- {' '.join(missing)} (or git -C {p} pull)" if is_git else
+               f"move {p} aside (mv {p} {p}.old), then {clone_fix}")
+        return fail(f"{p} lacks {', '.join(missing)}: not a complete DCP checkout", fix)
     for d in (p, p / "files"):
         if not local.file_info(ctx, d).writable:
             return fail(f"{d} is not writable: run.py writes configtemp.config and files/*SpotFleetRequestId.json",
@@ -100,7 +109,10 @@ def dcp_clone(ctx: Context) -> Finding:
     if rc == 127:
         return ok(f"{p} (its origin was not read: git is not installed, see L04)")
     if rc != 0 or not out:
-        return warn(f"{p} is not a git clone with an origin, so it cannot be updated with git pull", clone_fix)
+        return warn(f"{p} is not a git clone with an origin, so it cannot be updated with git pull",
+                    f"git -C {p} remote add origin https://github.com/DistributedScience/Distributed-CellProfiler.git"
+                    if local.file_info(ctx, p / ".git").exists else
+                    f"move {p} aside (mv {p} {p}.old), then {clone_fix}")
     expected = ctx.settings.repo_url
     if CANONICAL_REMOTE.search(out) or (expected and out == expected):
         return ok(f"{p} (origin {out})")
@@ -178,6 +190,9 @@ def ssh_key(ctx: Context) -> Finding:
     ssh_dir = Path.home() / ".ssh"
     key = ssh_dir / name
     info = local.file_info(ctx, key)
+    if info.unreadable:
+        return warn(f"cannot read {key} ({info.unreadable}; only needed to SSH into workers)",
+                    f"chmod 700 {ssh_dir} && chmod 600 {key}")
     if not info.exists:
         return warn(f"{key} does not exist (only needed to SSH into workers)",
                     f"copy the key pair's private key to {key} and chmod 600 {key}")

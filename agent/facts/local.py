@@ -203,14 +203,17 @@ class FileInfo:
     mode: int = 0
     uid: int = -1
     writable: bool = False
+    unreadable: str = ""   # why it could not be looked at when it may well exist ("permission denied")
 
 
 @fact()
 def file_info(ctx: Context, path: Path) -> FileInfo:
     try:
         st = path.stat()
-    except OSError:
+    except (FileNotFoundError, NotADirectoryError):
         return FileInfo(False)
+    except OSError as e:   # EACCES on a parent (~/.ssh mode 000), ELOOP, …: not "does not exist"
+        return FileInfo(False, unreadable=(e.strerror or type(e).__name__).lower())
     return FileInfo(True, stat.S_ISDIR(st.st_mode), stat.S_ISREG(st.st_mode), stat.S_IMODE(st.st_mode), st.st_uid,
                     os.access(path, os.W_OK))
 

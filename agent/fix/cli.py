@@ -6,11 +6,13 @@ import argparse
 import json
 import os
 import sys
+import threading
 
+from agent.boundary import EXIT_INTERRUPTED, EXIT_UNCHECKED, UserError
 from agent.context import Context
 from agent.fix.plan import Kind, Plan, Step
-from agent.fix.planner import Applied, Options, apply, make_plan
-from agent.model import RunOutcome, Status
+from agent.fix.planner import Applied, Options, apply, make_plan, settle
+from agent.model import RunOutcome, Status, Verdict
 from agent.registry import select
 from agent.runner import run
 from agent.settings import Settings
@@ -48,8 +50,32 @@ def _recheck(settings: Settings, ctx: Context, applied: Applied) -> RunOutcome |
     return RunOutcome([r for r in outcome.results if r.code in codes], outcome.duration_ms)
 
 
+def _interrupted(plan: Plan, state: Applied) -> UserError:
+    """Ctrl-C during an apply: exactly which changes were made, which were in flight, which never started."""
+    settle(state, timeout=1.5)
+    started = {id(s) for s in state.done} | {id(s) for s, _ in state.failed} | {id(s) for s in state.skipped}
+    in_flight = list(state.running)
+    not_started = [s for s in plan.changes if id(s) not in started and s not in in_flight]
+    for s in state.done:
+        print(f"  done          {s.resource}: {s.change}")
+    for s, why in state.failed:
+        print(f"  FAILED        {s.resource}: {s.change}: {why}")
+    for s in in_flight:
+        print(f"  unknown       {s.resource}: {s.change} (sent to AWS, no answer yet)")
+    for s in not_started:
+        print(f"  not started   {s.resource}: {s.change}")
+    sys.stdout.flush()
+    return UserError(f"interrupted: {len(state.done)} of {len(plan.changes)} changes made, "
+                     f"{len(in_flight)} in flight, {len(not_started)} not started (listed above); "
+                     "'dcp-agent fix' plans what is left", code=EXIT_INTERRUPTED)
+
+
 def run_fix(args: argparse.Namespace, settings: Settings, ctx: Context) -> int:
-    plan, _ = make_plan(settings, ctx, Options(ssh_cidr=args.ssh_cidr, request_quota=args.request_quota))
+    plan, seen = make_plan(settings, ctx, Options(ssh_cidr=args.ssh_cidr, request_quota=args.request_quota))
+    if seen.unchecked:
+        # A plan built on what could not be read would create what exists or miss what is broken.
+        raise UserError(f"could not check the account ({seen.cause}), so there is no plan: nothing was changed; "
+                        "run again when AWS answers", code=EXIT_UNCHECKED)
     if plan.problems:
         for p in plan.problems:
             print(f"dcp-agent: {p}", file=sys.stderr)
@@ -79,7 +105,12 @@ def run_fix(args: argparse.Namespace, settings: Settings, ctx: Context) -> int:
         if not _confirm(len(plan.changes)):
             print("Nothing was changed.")
             return 0
-    applied = apply(plan, ctx)
+    state, stop = Applied(), threading.Event()
+    try:
+        applied = apply(plan, ctx, state=state, stop=stop)
+    except KeyboardInterrupt:
+        stop.set()
+        raise _interrupted(plan, state) from None
     after = _recheck(settings, ctx, applied)
     if args.json:
         print(json.dumps({"plan": plan.as_json(), "applied": [s.as_json() for s in applied.done],
@@ -103,4 +134,7 @@ def run_fix(args: argparse.Namespace, settings: Settings, ctx: Context) -> int:
             render(after)
     cured = {c for st in applied.done for c in st.codes}
     still = [r for r in (after.results if after else []) if r.code in cured and r.status in (Status.FAIL, Status.ERROR)]
+    if not applied.failed and not still and after is not None and after.verdict == Verdict.COULD_NOT_CHECK:
+        print(f"dcp-agent: the changes were made, but checking them again failed: {after.cause}", file=sys.stderr)
+        return EXIT_UNCHECKED
     return 0 if not applied.failed and not still else 1

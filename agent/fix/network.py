@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent import inputs
 from agent.checks.network import _allows
 from agent.facts import ec2
 from agent.fix.plan import Kind, Step
@@ -32,13 +33,8 @@ def operator_cidr(explicit: str | None, configured: str) -> str | None:
     value = explicit or configured or (conn[0] if conn else "")
     if not value:
         return None
-    try:
-        net = ipaddress.ip_network(value if "/" in value else f"{value}/{32 if ':' not in value else 128}",
-                                   strict=False)
-    except ValueError:
-        raise ValueError(f"{value!r} is not an IP address or CIDR (e.g. --ssh-cidr 203.0.113.7/32)") from None
-    if net.prefixlen == 0:
-        raise ValueError(f"{value} would open SSH to the whole internet; give your own address (e.g. x.y.z.w/32)")
+    net = inputs.operator_network(value, flag="--ssh-cidr" if explicit else (
+        "the settings' ssh_cidr" if configured else "$SSH_CONNECTION's address"))
     return str(net)
 
 

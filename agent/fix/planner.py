@@ -8,15 +8,17 @@ fails on its own: the steps after it that need the same resource are skipped, th
 from __future__ import annotations
 
 import re
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from agent.context import REGION_RE
 from agent.facts import aws, quotas
 from agent.facts.core import AwsError, translate
 from agent.fix import awsconfig, iam, network, storage
 from agent.fix.plan import Kind, Plan, Step
+from agent.inputs import REGION_RE
 from agent.model import Result, RunOutcome, Severity, Status
 from agent.registry import select
 from agent.runner import run
@@ -41,6 +43,7 @@ class Applied:
     done: list[Step] = field(default_factory=list)
     failed: list[tuple[Step, str]] = field(default_factory=list)
     skipped: list[Step] = field(default_factory=list)
+    running: list[Step] = field(default_factory=list)   # sent, not yet answered (while apply runs)
 
 
 def _usable(outcome: RunOutcome, ctx: Context) -> list[str]:
@@ -92,6 +95,8 @@ def _human(results: list[Result], covered: set[str]) -> list[Step]:
 
 def make_plan(settings: Settings, ctx: Context, options: Options) -> tuple[Plan, RunOutcome]:
     outcome = run(select(settings), ctx)
+    if outcome.unchecked:
+        return Plan(), outcome   # no plan on what was not seen: the caller says why
     results = outcome.results
     plan = Plan(problems=_usable(outcome, ctx))
     if plan.problems:
@@ -116,44 +121,65 @@ def make_plan(settings: Settings, ctx: Context, options: Options) -> tuple[Plan,
     return plan, outcome
 
 
-def apply(plan: Plan, ctx: Context, *, workers: int = 8) -> Applied:
+def apply(plan: Plan, ctx: Context, *, workers: int = 8, state: Applied | None = None,
+          stop: threading.Event | None = None) -> Applied:
     """Run the plan's changes: the steps of one lane in order, lanes side by side (a role and its instance
     profile are one lane; so are a bucket and its policy, a group and its rule). A failed step skips the later
-    steps of its lane and those on the same resource."""
+    steps of its lane and those on the same resource.
+
+    ``state`` is filled in as steps finish, so that whoever catches a Ctrl-C can say what was done; once
+    ``stop`` is set no further step starts (a step already sent to AWS is let finish: it may have happened)."""
     lanes: dict[str, list[Step]] = {}
     for step in plan.changes:
         lanes.setdefault(step.queue, []).append(step)
     aws.identity(ctx)   # the same identity the plan was made with (cached)
+    total = state if state is not None else Applied()
+    halt = stop or threading.Event()
+    lock = threading.Lock()
 
-    def run_lane(steps: list[Step]) -> Applied:
-        out = Applied()
+    def run_lane(steps: list[Step]) -> None:
         broken: set[str] = set()
         for step in steps:
+            if halt.is_set():
+                return
             if step.resource in broken or (step.after and step.after in broken) or (broken and step.lane):
-                out.skipped.append(step)
+                with lock:
+                    total.skipped.append(step)
                 continue
             assert step.run is not None
+            with lock:
+                total.running.append(step)
             try:
                 step.run(ctx)
             except Exception as e:
                 err = translate(e)
                 why = f"{err.code}: {err.message}" if isinstance(err, AwsError) and err.message else (
                     err.code if isinstance(err, AwsError) else f"{type(e).__name__}: {e}")
-                out.failed.append((step, why))
+                with lock:
+                    total.running.remove(step)
+                    total.failed.append((step, why))
                 broken.add(step.resource)
                 continue
-            out.done.append(step)
-        return out
+            with lock:
+                total.running.remove(step)
+                total.done.append(step)
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fix") as pool:
-        results = list(pool.map(run_lane, lanes.values()))
+    # Not a with-block: its exit would wait for every lane even after Ctrl-C.
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fix")
+    try:
+        for fut in [pool.submit(run_lane, lane) for lane in lanes.values()]:
+            fut.result()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
     order = {id(s): i for i, s in enumerate(plan.changes)}
-    total = Applied()
-    for r in results:
-        total.done += r.done
-        total.failed += r.failed
-        total.skipped += r.skipped
     total.done.sort(key=lambda s: order[id(s)])
     total.failed.sort(key=lambda f: order[id(f[0])])
     total.skipped.sort(key=lambda s: order[id(s)])
     return total
+
+
+def settle(state: Applied, timeout: float) -> None:
+    """Wait up to ``timeout`` seconds for the steps in flight to finish (after a stop)."""
+    deadline = time.monotonic() + timeout
+    while state.running and time.monotonic() < deadline:
+        time.sleep(0.05)

@@ -28,12 +28,13 @@ def test_json_is_one_document_and_exit_zero_when_healthy(account: DcpAccount) ->
     p = agent("check", "--json")
     assert p.returncode == 0, p.stdout[-2000:]
     doc = json.loads(p.stdout)               # the whole of stdout is one document
-    assert doc["version"] == 1
-    assert set(doc["summary"]) == {"pass", "warn", "fail", "skip", "error", "duration_ms"}
+    assert doc["version"] == 2
+    assert doc["verdict"] == "ready" and doc["exit_status"] == 0 and doc["cause"] == ""
+    assert set(doc["summary"]) == {"pass", "warn", "fail", "skip", "error", "unknown", "duration_ms"}
     assert doc["summary"]["fail"] == doc["summary"]["error"] == 0
     first = doc["checks"][0]
     assert set(first) >= {"id", "code", "title", "status", "severity", "message", "fix", "duration_ms"}
-    assert {c["status"] for c in doc["checks"]} <= {"pass", "warn", "fail", "skip", "error"}
+    assert {c["status"] for c in doc["checks"]} <= {"pass", "warn", "fail", "skip", "error", "unknown"}
     assert len({c["id"] for c in doc["checks"]}) == len(doc["checks"])
 
 
@@ -58,7 +59,7 @@ def test_only_and_skip_select_checks(account: DcpAccount) -> None:
     (["check", "--bogus"], "unrecognized arguments: --bogus"),
     (["check", "--only", "Z99"], "unknown check 'Z99'"),
     (["check", "--fleet", "/nonexistent/fleet.json"], "fleet file /nonexistent/fleet.json does not exist"),
-    (["check", "--config", "/etc"], "config file /etc is not a readable file"),
+    (["check", "--config", "/etc"], "config file /etc is a directory, not a file"),
     (["frobnicate"], "invalid choice"),
     ([], "say what to do"),
 ])

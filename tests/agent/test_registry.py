@@ -103,10 +103,10 @@ def test_check_and_login_summary_select_alike(account: DcpAccount, suppress: str
     env = dict(os.environ)
     check = subprocess.run([AGENT, "check", "--json"], capture_output=True, text=True, env=env, timeout=120,
                            check=False)
-    assert check.returncode in (0, 1), check.stderr
+    assert check.returncode in (0, 1), check.stderr + check.stdout[-3000:]
     login = subprocess.run([AGENT, "login", "--refresh"], capture_output=True, text=True, env=env, timeout=120,
                            check=False)
-    assert login.returncode == 0, login.stderr
+    assert login.returncode in (0, 1), login.stderr   # the verdict's status, as check's
     cache = Path(env["XDG_CACHE_HOME"]) / "dcp-agent"
     by_check = {c["code"]: c for c in json.loads(check.stdout)["checks"]}
     by_login = {c["code"]: c for c in json.loads((cache / "last.json").read_text())["checks"]}

@@ -1,0 +1,91 @@
+"""Loopback stand-ins for an AWS endpoint that does not answer usefully, for the degraded-network tests.
+
+- ``refusing()``: a URL on 127.0.0.1 where nothing listens (connection refused at once);
+- ``rig.ports.SilentListener``: accepts and never answers (the timeout path);
+- :class:`FailingEndpoint`: answers every request with one failure, in the request's own protocol so
+  botocore parses it as AWS's: ``html500`` (a load balancer's HTML page, HTTP 500), ``slowdown`` (503
+  SlowDown, S3's throttling), ``throttling`` (400 Throttling / ThrottlingException). It counts requests,
+  so a test can see botocore's bounded retries.
+
+Each is a real HTTP server on 127.0.0.1; nothing here leaves the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler
+
+from rig.ports import SilentListener, free_port
+from rig.proxy import LoopbackServer, read_body
+
+__all__ = ["MODES", "FailingEndpoint", "SilentListener", "refusing"]
+
+MODES = ("html500", "slowdown", "throttling")
+
+
+def refusing() -> str:
+    """An endpoint URL on which nothing listens."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+def _answer(mode: str, handler: BaseHTTPRequestHandler, body: bytes) -> tuple[int, dict[str, str], bytes]:
+    if mode == "html500":
+        return 500, {"Content-Type": "text/html"}, b"<html><body><h1>500 Internal Server Error</h1></body></html>"
+    status, code = (503, "SlowDown") if mode == "slowdown" else (400, "Throttling")
+    message = "Please reduce your request rate." if mode == "slowdown" else "Rate exceeded"
+    target = handler.headers.get("X-Amz-Target", "")
+    if target or "json" in handler.headers.get("Content-Type", ""):   # JSON protocols (SQS, ECS, Logs, …)
+        json_code = code if code == "SlowDown" else "ThrottlingException"
+        return status, {"Content-Type": "application/x-amz-json-1.1", "x-amzn-ErrorType": json_code}, \
+            json.dumps({"__type": json_code, "message": message}).encode()
+    text = body.decode(errors="replace")
+    if "Version=2016-11-15" in text:                                    # EC2's query dialect
+        code = "RequestLimitExceeded" if code == "Throttling" else code
+        xml = (f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors>"
+               "<RequestID>badnet</RequestID></Response>")
+    elif "Action=" in text:                                             # the other query services (STS, IAM)
+        xml = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message>"
+               "</Error><RequestId>badnet</RequestId></ErrorResponse>")
+    else:                                                               # REST-XML (S3)
+        xml = f"<Error><Code>{code}</Code><Message>{message}</Message><RequestId>badnet</RequestId></Error>"
+    return status, {"Content-Type": "text/xml"}, xml.encode()
+
+
+class FailingEndpoint(LoopbackServer):
+    """Answers every request with the failure ``mode`` (see the module's docstring)."""
+
+    def __init__(self, mode: str) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}")
+        self.mode = mode
+        self.requests = 0
+        self._lock = threading.Lock()
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+            def _fail(self) -> None:
+                body = read_body(self)
+                with endpoint._lock:
+                    endpoint.requests += 1
+                status, headers, data = _answer(endpoint.mode, self, body)
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _fail
+
+        super().__init__(Handler, f"failing-{mode}")
+
+    @property
+    def url(self) -> str:
+        return self.endpoint
