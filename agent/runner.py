@@ -112,16 +112,23 @@ def run(selection: Selection | list[Check], ctx: Context, *, timeout: float | No
     def blocker(among: list[str]) -> Result | None:
         return next((done[d] for d in among if d in done and done[d].status in BLOCKING), None)
 
-    def skipped_for(b: Result) -> Finding:
-        if b.status == Status.UNKNOWN or b.message.startswith(UNCHECKED_PREFIX):
-            return Finding(Status.SKIP, f"{UNCHECKED_PREFIX}needs {b.id} ({b.code}), which could not be checked")
-        return Finding(Status.SKIP, f"needs {b.id} ({b.code}), which is {b.status}")
+    cause_of_skip: dict[str, Result] = {}   # a skipped check -> the check whose verdict caused it
+
+    def skipped_for(check: Check, b: Result) -> Finding:
+        """A skip that names its root cause (C04 needs C03, skipped because C01 failed: it says C01)."""
+        root = cause_of_skip.get(b.id, b)
+        cause_of_skip[check.id] = root
+        via = f" (via {b.code})" if root is not b else ""
+        if root.status == Status.UNKNOWN or b.message.startswith(UNCHECKED_PREFIX):
+            return Finding(Status.SKIP, f"{UNCHECKED_PREFIX}needs {root.id} ({root.code}), which could not be "
+                                        f"checked{via}")
+        return Finding(Status.SKIP, f"needs {root.id} ({root.code}), which is {root.status}{via}")
 
     def settle(check: Check, finding: Finding, began: float) -> None:
         """Keep a verdict once every prerequisite passed; skip it as soon as one did not."""
         b = blocker(needs[check.id])
         if b is not None:
-            finish(check, skipped_for(b), time.monotonic())
+            finish(check, skipped_for(check, b), time.monotonic())
         elif all(d in done for d in needs[check.id]):
             finish(check, finding, began)
         else:
@@ -144,7 +151,7 @@ def run(selection: Selection | list[Check], ctx: Context, *, timeout: float | No
                     if b is not None:
                         held.pop(cid, None)
                         started.add(cid)   # a running speculative read is abandoned, its verdict ignored
-                        finish(by_id[cid], skipped_for(b), time.monotonic())
+                        finish(by_id[cid], skipped_for(by_id[cid], b), time.monotonic())
                         progressed = True
                     elif cid in held and all(d in done for d in needs[cid]):
                         finish(by_id[cid], *held.pop(cid))
