@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.facts import aws
 from agent.facts.core import code_of, fact
+from agent.netcause import cause_of
 
 if TYPE_CHECKING:
     from agent.context import Context
@@ -111,7 +112,9 @@ def public_read(ctx: Context, bucket: str) -> bool:
     try:
         ctx.client("s3", unsigned=True).list_objects_v2(Bucket=bucket, MaxKeys=1)
         return True
-    except Exception:
+    except Exception as e:
+        if cause_of(e) is not None:
+            raise   # no answer is not "not public"
         return False
 
 
