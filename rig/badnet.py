@@ -6,6 +6,12 @@
   botocore parses it as AWS's: ``html500`` (a load balancer's HTML page, HTTP 500), ``slowdown`` (503
   SlowDown, S3's throttling), ``throttling`` (400 Throttling / ThrottlingException). It counts requests,
   so a test can see botocore's bounded retries.
+- :class:`ThrottlingProxy`: in front of moto, throttles the first attempt of every request (in its protocol)
+  and forwards the retry: a busy account, where botocore's standard retries must get every answer through.
+
+Throttling is answered as each service does: S3 503 SlowDown (REST-XML, no body on HEAD), Lambda 429
+TooManyRequestsException (REST-JSON), the JSON protocols 400 ThrottlingException, EC2 503
+RequestLimitExceeded... as its query dialect, the other query services 400 Throttling.
 
 Each is a real HTTP server on 127.0.0.1; nothing here leaves the machine.
 """
@@ -17,7 +23,7 @@ import threading
 from http.server import BaseHTTPRequestHandler
 
 from rig.ports import SilentListener, free_port
-from rig.proxy import LoopbackServer, read_body
+from rig.proxy import LoopbackServer, ask_upstream, read_body, reply
 
 __all__ = ["MODES", "FailingEndpoint", "SilentListener", "refusing"]
 
@@ -35,6 +41,11 @@ def _answer(mode: str, handler: BaseHTTPRequestHandler, body: bytes) -> tuple[in
     status, code = (503, "SlowDown") if mode == "slowdown" else (400, "Throttling")
     message = "Please reduce your request rate." if mode == "slowdown" else "Rate exceeded"
     target = handler.headers.get("X-Amz-Target", "")
+    if handler.path.startswith("/2015-03-31/"):                         # Lambda (REST-JSON)
+        code = "TooManyRequestsException" if mode == "throttling" else code
+        return (429 if mode == "throttling" else status), \
+            {"Content-Type": "application/json", "x-amzn-ErrorType": code}, \
+            json.dumps({"Type": "User", "message": message}).encode()
     if target or "json" in handler.headers.get("Content-Type", ""):   # JSON protocols (SQS, ECS, Logs, …)
         json_code = code if code == "SlowDown" else "ThrottlingException"
         return status, {"Content-Type": "application/x-amz-json-1.1", "x-amzn-ErrorType": json_code}, \
@@ -47,7 +58,8 @@ def _answer(mode: str, handler: BaseHTTPRequestHandler, body: bytes) -> tuple[in
     elif "Action=" in text:                                             # the other query services (STS, IAM)
         xml = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message>"
                "</Error><RequestId>badnet</RequestId></ErrorResponse>")
-    else:                                                               # REST-XML (S3)
+    else:                                                               # REST-XML (S3): it throttles with 503
+        status, code = 503, "SlowDown"
         xml = f"<Error><Code>{code}</Code><Message>{message}</Message><RequestId>badnet</RequestId></Error>"
     return status, {"Content-Type": "text/xml"}, xml.encode()
 
@@ -89,3 +101,49 @@ class FailingEndpoint(LoopbackServer):
     @property
     def url(self) -> str:
         return self.endpoint
+
+
+class ThrottlingProxy(LoopbackServer):
+    """Forwards to ``upstream`` (moto), but answers the first attempt of each request (the same method, path,
+    target and body) with ``mode``'s throttling; its retry goes through."""
+
+    def __init__(self, upstream: str, *, mode: str = "throttling") -> None:
+        import urllib.parse
+
+        self.upstream = urllib.parse.urlsplit(upstream)
+        assert self.upstream.hostname in ("127.0.0.1", "localhost", "::1"), "upstream must be loopback"
+        self.mode = mode
+        self.requests = self.throttled = 0
+        self._seen: set[tuple[str, str, str, bytes]] = set()
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+            def _handle(self) -> None:
+                body = read_body(self)
+                key = (self.command, self.path, self.headers.get("X-Amz-Target", ""), body)
+                with proxy._lock:
+                    proxy.requests += 1
+                    throttle = key not in proxy._seen
+                    proxy._seen.add(key)
+                    proxy.throttled += throttle
+                if not throttle:
+                    reply(self, ask_upstream(proxy.upstream, self, body))
+                    return
+                status, headers, data = _answer(proxy.mode, self, body)
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _handle
+
+        super().__init__(Handler, "throttling-proxy")

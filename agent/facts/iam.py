@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.facts import aws
 from agent.facts.core import AwsError, code_of, fact, gather, translate
+from agent.netcause import THROTTLED
 
 if TYPE_CHECKING:
     from agent.context import Context
@@ -230,8 +231,15 @@ def simulate(ctx: Context, arn: str, sim: Simulation) -> dict[tuple[str, str], t
     if sim.resource_policy:
         params["ResourcePolicy"] = sim.resource_policy
     try:
-        pages = ctx.client("iam", retries=1).get_paginator("simulate_principal_policy").paginate(**params)
-        results = [r for page in pages for r in page.get("EvaluationResults", [])]
+        try:
+            pages = ctx.client("iam", retries=1).get_paginator("simulate_principal_policy").paginate(**params)
+            results = [r for page in pages for r in page.get("EvaluationResults", [])]
+        except Exception as e:
+            if code_of(e) not in THROTTLED:
+                raise
+            # Throttled: ask again with the standard retries (backoff), as every other read is.
+            pages = ctx.client("iam").get_paginator("simulate_principal_policy").paginate(**params)
+            results = [r for page in pages for r in page.get("EvaluationResults", [])]
     except Exception as e:
         err = translate(e)
         if err is not None and _simulator_missing(err):

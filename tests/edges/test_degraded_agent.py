@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from rig.badnet import MODES, FailingEndpoint, SilentListener, refusing
+from rig.badnet import MODES, FailingEndpoint, SilentListener, ThrottlingProxy, refusing
 from rig.moto_server import MotoServer
 from rig.quota_stub import QuotaStub
 from rig.seed import DcpAccount, seed_healthy_account
@@ -109,3 +109,20 @@ def test_login_keeps_the_last_good_result(acct: DcpAccount, tmp_path: Path) -> N
     assert lines[0].startswith("? could not reach AWS: could not connect to http://127.0.0.1:")
     assert "last good result from 20" in lines[0]
     assert lines[1].strip() == first.strip()
+
+
+def test_throttling_that_retries_get_through_gives_the_real_verdict(acct: DcpAccount, tmp_path: Path) -> None:
+    """The first attempt of every request throttled (as each service throttles): botocore's standard retries get
+    each one through, and every verdict is the healthy account's, not "could not check" or a wrong finding."""
+    env = acct.env()
+    healthy = json.loads(subprocess.run([AGENT, "check", "--json"], capture_output=True, text=True, env=env,
+                                        timeout=120, check=False).stdout)
+    for mode in ("throttling", "slowdown"):
+        with ThrottlingProxy(acct.endpoint, mode=mode) as proxy:
+            env["AWS_ENDPOINT_URL"] = proxy.endpoint
+            p = subprocess.run([AGENT, "check", "--json"], capture_output=True, text=True, env=env, timeout=120,
+                               check=False)
+            doc = json.loads(p.stdout)
+            assert proxy.throttled >= 20, proxy.throttled
+        assert doc["verdict"] == healthy["verdict"] and p.returncode == healthy["exit_status"], doc["cause"]
+        assert {c["code"]: c["status"] for c in doc["checks"]} == {c["code"]: c["status"] for c in healthy["checks"]}
