@@ -5,7 +5,8 @@ Whatever escapes a command becomes one line on stderr that says what went wrong 
 - :class:`UserError` (bad input, a refused plan): its message, exit 2 (or its own code);
 - an AWS endpoint that could not be reached or kept failing: what happened, named once (exit 3);
 - Ctrl-C: "interrupted" and what the command had done (exit 130);
-- a closed stdout (``| head``): nothing more, the command's own status;
+- a closed stdout (``| head``) that reached the boundary: nothing more, exit 0 (a command with a verdict,
+  as ``dcp-agent check``, catches it itself and keeps the verdict's status);
 - anything else: "internal error", with the traceback kept in a log file the line names (and printed
   with ``-v`` / ``DCP_DEBUG=1``), exit 70.
 
@@ -134,7 +135,7 @@ def guard(prog: str, fn: Callable[[], int], *, verbose: bool = False,
         known = explain(e)
         if known is not None:
             _say(prog, known[0])
-            if verbose:
+            if verbose and not isinstance(e, UserError):   # bad input has no traceback worth showing
                 traceback.print_exception(e, file=sys.stderr)
             return known[1]
         path = keep_traceback(prog, e)

@@ -199,7 +199,7 @@ def _out_path(args: argparse.Namespace, settings: Settings, ctx: Context) -> Pat
         out = settings.dcp_clone / "files" / f"{inputs.app_name(app)}Fleet_{region}.json"
     try:
         st = out.lstat()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):   # the parent's own checks below say which
         st = None
     except OSError as e:
         raise ValueError(f"cannot use {out} ({(e.strerror or type(e).__name__).lower()})") from None

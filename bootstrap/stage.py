@@ -4,6 +4,7 @@ settings, the login hook and the AWS CLI Team's public key. The same staged fold
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -64,9 +65,15 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _toml_string(value: object) -> str:
+    """A TOML basic string: JSON's escaping (quotes, backslashes, control characters as \\uXXXX) is TOML's."""
+    return json.dumps(str(value), ensure_ascii=True)
+
+
 def agent_settings(opts: Options) -> str:
-    return (f"# Written by dcp-control-node's bootstrap; users override in ~/.config/dcp-agent/config.toml\n"
-            f'dcp_clone = "{opts.clone}"\npython = "{DCP_VENV}/bin/python"\nrepo_url = "{opts.repo_url}"\n')
+    return ("# Written by dcp-control-node's bootstrap; users override in ~/.config/dcp-agent/config.toml\n"
+            f"dcp_clone = {_toml_string(opts.clone)}\npython = {_toml_string(f'{DCP_VENV}/bin/python')}\n"
+            f"repo_url = {_toml_string(opts.repo_url)}\n")
 
 
 def prepare(directory: Path, opts: Options, wheel: Path | None = None) -> tuple[Stage, Options]:

@@ -72,7 +72,7 @@ def _interrupted(plan: Plan, state: Applied) -> UserError:
 
 def run_fix(args: argparse.Namespace, settings: Settings, ctx: Context) -> int:
     plan, seen = make_plan(settings, ctx, Options(ssh_cidr=args.ssh_cidr, request_quota=args.request_quota))
-    if seen.unchecked:
+    if seen.unchecked and not plan.problems:
         # A plan built on what could not be read would create what exists or miss what is broken.
         raise UserError(f"could not check the account ({seen.cause}), so there is no plan: nothing was changed; "
                         "run again when AWS answers", code=EXIT_UNCHECKED)

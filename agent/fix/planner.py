@@ -14,11 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from agent import inputs
 from agent.facts import aws, quotas
 from agent.facts.core import AwsError, translate
 from agent.fix import awsconfig, iam, network, storage
 from agent.fix.plan import Kind, Plan, Step
-from agent.inputs import REGION_RE
 from agent.model import Result, RunOutcome, Severity, Status
 from agent.registry import select
 from agent.runner import run
@@ -53,10 +53,12 @@ def _usable(outcome: RunOutcome, ctx: Context) -> list[str]:
     if i01 is not None and i01.status in (Status.FAIL, Status.ERROR, Status.SKIP):
         problems.append(f"{i01.message} ({i01.fix})" if i01.fix else f"no usable AWS credentials: {i01.message}")
     region = ctx.config.get("AWS_REGION")
-    if not (isinstance(region, str) and REGION_RE.match(region)):
-        problems.append(f"config.py's AWS_REGION {region!r} is not a region: set it (e.g. 'us-east-1') in "
-                        f"{ctx.config_path}")
-    elif region not in aws.known_regions(ctx):
+    try:
+        inputs.region(region, where="config.py's AWS_REGION")
+    except ValueError as e:
+        problems.append(f"{e} (in {ctx.config_path})")
+        return problems
+    if region not in aws.known_regions(ctx):
         problems.append(f"config.py's AWS_REGION {region!r} is not a region AWS has: fix it in {ctx.config_path}")
     return problems
 
@@ -95,12 +97,10 @@ def _human(results: list[Result], covered: set[str]) -> list[Step]:
 
 def make_plan(settings: Settings, ctx: Context, options: Options) -> tuple[Plan, RunOutcome]:
     outcome = run(select(settings), ctx)
-    if outcome.unchecked:
-        return Plan(), outcome   # no plan on what was not seen: the caller says why
     results = outcome.results
-    plan = Plan(problems=_usable(outcome, ctx))
-    if plan.problems:
-        return plan, outcome
+    plan = Plan(problems=_usable(outcome, ctx))   # bad input first: a region AWS lacks also answers nothing
+    if plan.problems or outcome.unchecked:
+        return plan, outcome   # no plan on what was not seen: the caller says why
     failing = {r.code for r in results if r.status in (Status.FAIL, Status.WARN, Status.ERROR)}
     cidr = network.operator_cidr(options.ssh_cidr, settings.ssh_cidr)
     steps: list[Step] = []

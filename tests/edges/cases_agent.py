@@ -20,7 +20,7 @@ def _cfg(**values: str) -> bytes:
 CHECK = ["dcp-agent", "check"]
 FLEET = ["dcp-agent", "fleet"]
 FIX = ["dcp-agent", "fix"]
-OWN_HOME = {"HOME": "{tmp}/home", "XDG_CONFIG_HOME": "{tmp}/home/.config", "XDG_CACHE_HOME": "{tmp}/home/.cache"}
+OWN_HOME: dict[str, str | None] = {"HOME": "{tmp}/home", "XDG_CONFIG_HOME": "{tmp}/home/.config", "XDG_CACHE_HOME": "{tmp}/home/.cache"}
 
 CASES = [
     # -- the command line ---------------------------------------------------------------------------------

@@ -51,8 +51,9 @@ def test_ctrl_c_during_apply_lists_what_was_made(empty_account: DcpAccount, tmp_
                              env=env, stdin=subprocess.DEVNULL)
         out, took = _interrupt_when(p, "Plan: ", delay=0.6)
         err = p.stderr.read() if p.stderr else ""
-        planned = int(re.search(r"Plan: (\d+) to create, (\d+) to modify", out).group(1)) + \
-            int(re.search(r"Plan: \d+ to create, (\d+) to modify", out).group(1))   # type: ignore[union-attr]
+        counts = re.search(r"Plan: (\d+) to create, (\d+) to modify", out)
+        assert counts, out
+        planned = int(counts.group(1)) + int(counts.group(2))
         assert took <= 2.0, f"{took:.2f} s after Ctrl-C"
         assert p.returncode == 130, err
         assert "Traceback" not in out + err
