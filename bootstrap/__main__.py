@@ -1,3 +1,5 @@
+"""``python -m bootstrap HOST…``: the exit status comes from :func:`bootstrap.cli.main` (its error boundary)."""
+
 import sys
 
 from bootstrap.cli import main
