@@ -21,7 +21,8 @@ from agent.settings import Settings
 # Sized for a whole run's reads in flight at once: every check starts as soon as it can.
 BOTO_CONFIG: dict[str, Any] = {
     "connect_timeout": 3, "read_timeout": 5,
-    "retries": {"mode": "standard", "max_attempts": 3},
+    # total_max_attempts counts the first try (botocore's max_attempts counts retries only): 3 tries in all.
+    "retries": {"mode": "standard", "total_max_attempts": 3},
     "max_pool_connections": 64,
 }
 
@@ -121,7 +122,7 @@ class Context:
                 sess = aws.operator_session(self) if session == "operator" else aws.config_session(self)
                 extra: dict[str, Any] = {}
                 if retries:
-                    extra["retries"] = {"mode": "standard", "max_attempts": retries}
+                    extra["retries"] = {"mode": "standard", "total_max_attempts": retries}
                 if unsigned:
                     from botocore import UNSIGNED
 
