@@ -23,7 +23,7 @@ import threading
 from http.server import BaseHTTPRequestHandler
 
 from rig.ports import SilentListener, free_port
-from rig.proxy import LoopbackServer, ask_upstream, read_body, reply
+from rig.proxy import LoopbackServer, QuietHandler, ask_upstream, read_body, reply, send
 
 __all__ = ["MODES", "FailingEndpoint", "SilentListener", "refusing"]
 
@@ -75,26 +75,12 @@ class FailingEndpoint(LoopbackServer):
         self._lock = threading.Lock()
         endpoint = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-            def _fail(self) -> None:
+        class Handler(QuietHandler):
+            def answer(self) -> None:
                 body = read_body(self)
                 with endpoint._lock:
                     endpoint.requests += 1
-                status, headers, data = _answer(endpoint.mode, self, body)
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _fail
+                send(self, *_answer(endpoint.mode, self, body))
 
         super().__init__(Handler, f"failing-{mode}")
 
@@ -118,13 +104,8 @@ class ThrottlingProxy(LoopbackServer):
         self._lock = threading.Lock()
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-            def _handle(self) -> None:
+        class Handler(QuietHandler):
+            def answer(self) -> None:
                 body = read_body(self)
                 key = (self.command, self.path, self.headers.get("X-Amz-Target", ""), body)
                 with proxy._lock:
@@ -132,18 +113,9 @@ class ThrottlingProxy(LoopbackServer):
                     throttle = key not in proxy._seen
                     proxy._seen.add(key)
                     proxy.throttled += throttle
-                if not throttle:
+                if throttle:
+                    send(self, *_answer(proxy.mode, self, body))
+                else:
                     reply(self, ask_upstream(proxy.upstream, self, body))
-                    return
-                status, headers, data = _answer(proxy.mode, self, body)
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _handle
 
         super().__init__(Handler, "throttling-proxy")

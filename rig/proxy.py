@@ -78,6 +78,34 @@ def reply(handler: BaseHTTPRequestHandler, answer: Answer, *, overrides: dict[st
         handler.wfile.write(data)
 
 
+def send(handler: BaseHTTPRequestHandler, status: int, headers: dict[str, str], data: bytes) -> None:
+    """Answer with ``status``, ``headers`` and ``data`` (no body on HEAD, as HTTP says)."""
+    handler.send_response(status)
+    for k, v in headers.items():
+        handler.send_header(k, v)
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    if handler.command != "HEAD":
+        handler.wfile.write(data)
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 keep-alive, no access log; every method goes to :meth:`answer`."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+    def answer(self) -> None:
+        raise NotImplementedError
+
+    def do_GET(self) -> None:
+        self.answer()
+
+    do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_GET
+
+
 class LoopbackServer:
     """A threading HTTP server on 127.0.0.1 in a daemon thread, as a context manager."""
 
@@ -119,13 +147,8 @@ class LatencyProxy(LoopbackServer):
         self._lock = threading.Lock()
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-            def _forward(self) -> None:
+        class Handler(QuietHandler):
+            def answer(self) -> None:
                 body = read_body(self)
                 with proxy._lock:
                     proxy.records.append(Recorded(self.command, self.path,
@@ -133,8 +156,6 @@ class LatencyProxy(LoopbackServer):
                 if proxy.latency_s:
                     time.sleep(proxy.latency_s)
                 reply(self, ask_upstream(proxy.upstream, self, body), overrides=proxy.header_overrides)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _forward
 
         super().__init__(Handler, "latency-proxy")
 
