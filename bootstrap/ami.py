@@ -24,12 +24,14 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from agent.boundary import EXIT_USAGE, UserError
+from agent.inputs import operator_network
+from bootstrap import awsclient
 from bootstrap.recipe import Options, recipe_hash, render_script
 from bootstrap.stage import prepare
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKER_DIR = ROOT / "packer"
-REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 BUILD_TAG = "packer dcp-control-node build"     # the build instance's Name
 PROJECT = "dcp-control-node"                    # value of the PROJECT_TAG on everything a build makes
 PROJECT_TAG = "dcp:project"
@@ -41,8 +43,11 @@ SSH_INTERFACES = ("", "public_ip", "private_ip", "public_dns", "private_dns", "s
 CHECKIP = "https://checkip.amazonaws.com"       # the operator's address, asked only on a real account
 
 
-class BuildError(Exception):
-    """One line for the user: what is wrong and what to do."""
+class BuildError(UserError):
+    """One line for the user: what is wrong and what to do (exit 2; 1 when a Packer step failed)."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message, code)
 
 
 @dataclass
@@ -77,10 +82,10 @@ class BuildConfig:
 
     @classmethod
     def from_options(cls, **options: Any) -> BuildConfig:
-        """A config from command-line options: an empty value ("" or 0) means the default; no region means
-        the one the AWS configuration names."""
-        given = {name: value for name, value in options.items() if value}
-        return cls(**{"region": given.pop("region", "") or aws_region(), **given})
+        """A config from command-line options: an empty value ("" or None) means the default; no region
+        means the one the AWS configuration names."""
+        given = {name: value for name, value in options.items() if value is not None and value != ""}
+        return cls(**{"region": given.pop("region", "") or check_region(""), **given})
 
 
 @dataclass(frozen=True)
@@ -109,25 +114,32 @@ class BuildResult:
 
 def aws_region() -> str:
     """The region of the normal AWS configuration (AWS_REGION, AWS_DEFAULT_REGION, the profile), or ""."""
-    import boto3
-
-    return boto3.Session().region_name or ""
+    return awsclient.default_region()
 
 
 def ec2_client(region: str, endpoint: str = "") -> Any:
-    """EC2 for build-ami and cleanup-build: the normal AWS configuration, standard retries."""
-    import boto3
-    from botocore.config import Config
+    """EC2 for build-ami, cleanup-build and the node tasks (bounded timeouts and retries: bootstrap.awsclient)."""
+    return awsclient.client("ec2", region, endpoint)
 
-    return boto3.Session().client("ec2", region_name=region, endpoint_url=endpoint or None,
-                                  config=Config(retries={"mode": "standard", "max_attempts": 3}))
+
+def check_region(region: str) -> str:
+    """``--region`` by agent.inputs' rule, as a BuildError."""
+    try:
+        return awsclient.region(region)
+    except UserError as e:
+        raise BuildError(str(e)) from None
+
+
+def check_endpoint(endpoint: str) -> str:
+    try:
+        return awsclient.endpoint(endpoint)
+    except UserError as e:
+        raise BuildError(str(e)) from None
 
 
 def check_inputs(cfg: BuildConfig) -> None:
-    if not REGION_RE.match(cfg.region):
-        if REGION_RE.match(cfg.region[:-1]) and cfg.region[-1].isalpha():
-            raise BuildError(f"region {cfg.region!r} is an availability zone; use {cfg.region[:-1]!r}")
-        raise BuildError(f"region {cfg.region!r} is not an AWS region (e.g. us-east-1)")
+    check_region(cfg.region)
+    check_endpoint(cfg.endpoint)
     if not re.fullmatch(r"[a-z0-9-]+\.[a-z0-9]+", cfg.instance_type):
         raise BuildError(f"instance type {cfg.instance_type!r} is not like t3.small")
     if not 1 <= cfg.ssh_port <= 65535:
@@ -157,13 +169,9 @@ def parse_cidrs(text: str) -> tuple[str, ...]:
     cidrs = []
     for item in filter(None, (part.strip() for part in text.split(","))):
         try:
-            net = ipaddress.ip_network(item if "/" in item else f"{item}/32", strict=True)
+            net = operator_network(item, flag="--ssh-cidr", ipv4_only=True)     # the one rule (agent.inputs)
         except ValueError as e:
-            raise BuildError(f"--ssh-cidr {item!r} is not an IPv4 network such as 203.0.113.7/32 ({e})") from None
-        if not isinstance(net, ipaddress.IPv4Network):
-            raise BuildError(f"--ssh-cidr {item!r}: Packer's temporary security group takes IPv4 networks only")
-        if net.prefixlen == 0:
-            raise BuildError(f"--ssh-cidr {item!r} would open SSH to the whole internet: give your own address (/32)")
+            raise BuildError(str(e)) from None
         cidrs.append(str(net))
     return tuple(cidrs)
 
@@ -201,12 +209,12 @@ def is_loopback_url(url: str) -> bool:
 def preflight(cfg: BuildConfig, ec2: Any | None = None) -> SourceImage:
     """Credentials, region, subnet, security group (SSH open) and the base AMI, before anything is created.
     Returns the base AMI Packer's ``most_recent`` filter will choose."""
-    import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        boto3.Session().client("sts", region_name=cfg.region, endpoint_url=cfg.endpoint or None).get_caller_identity()
+        awsclient.client("sts", cfg.region, cfg.endpoint).get_caller_identity()
     except (BotoCoreError, ClientError) as e:
+        awsclient.raise_unanswered(e, credentials=False)   # no answer says nothing of the credentials
         raise BuildError(f"AWS credentials do not work ({type(e).__name__}): run aws configure") from None
     ec2 = ec2 or ec2_client(cfg.region, cfg.endpoint)
     try:
@@ -223,7 +231,10 @@ def preflight(cfg: BuildConfig, ec2: Any | None = None) -> SourceImage:
         if not found:
             raise BuildError(f"no AMI named {cfg.source_ami_name!r} from {cfg.source_ami_owner} in {cfg.region}: "
                              "check --source-ami-name/--source-ami-owner")
-    except ClientError as e:
+    except (ClientError, BotoCoreError) as e:
+        awsclient.raise_unanswered(e)
+        if not isinstance(e, ClientError):
+            raise
         raise BuildError(f"{e.response['Error']['Code']}: {e.response['Error']['Message']}") from None
     image = max(found, key=lambda i: i.get("CreationDate", ""))
     root = image.get("RootDeviceName") or "/dev/sda1"
@@ -401,7 +412,7 @@ def packer_init(exe: str, templates: Path) -> None:
                          f"with internet run `packer plugins install {AMAZON_PLUGIN}` and copy ~/.config/packer/plugins "
                          "to this one (or set PACKER_PLUGIN_PATH to a folder holding it), then run build-ami again")
     first = next((ln.strip() for ln in text.splitlines() if ln.strip()), f"exit status {rc}")
-    raise BuildError(f"packer init failed: {first}")
+    raise BuildError(f"packer init failed: {first}", code=1)
 
 
 class Phases:
@@ -457,7 +468,7 @@ def run_packer(exe: str, command: str, templates: Path, var_file: Path, *, strea
         if rc != 0:
             text = ((out or b"") + (err or b"")).decode(errors="replace")
             first = next((ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("  ")), "")
-            raise BuildError(f"packer {command} failed: {first}")
+            raise BuildError(f"packer {command} failed: {first}", code=1)
         return int(rc)
     read_fd, write_fd = os.pipe()
 
@@ -489,7 +500,7 @@ def ami_from_manifest(path: Path) -> str:
         builds = json.loads(path.read_text())["builds"]
         artifact = builds[-1]["artifact_id"]
     except (OSError, ValueError, KeyError, IndexError):
-        raise BuildError("Packer finished without an AMI (no manifest entry); see its output above") from None
+        raise BuildError("Packer finished without an AMI (no manifest entry); see its output above", code=1) from None
     return str(artifact).split(",")[0].split(":")[-1]
 
 
@@ -559,9 +570,12 @@ def build(cfg: BuildConfig) -> BuildResult:
     phases.enter("packer validate")
     run_packer(exe, "validate", templates, var_file, stream=False)
     phases.enter("packer build")
+    awsclient.did(f"packer build was running (work folder {work}): Packer removes its build instance, key pair and "
+                  f"group as it stops; invoke cleanup-build --region {cfg.region} lists anything left")
     if run_packer(exe, "build", templates, var_file, stream=True, phases=phases) != 0:
-        raise BuildError(f"packer build failed (see the output above; work folder {work})")
+        raise BuildError(f"packer build failed (see the output above; work folder {work})", code=1)
     image = ami_from_manifest(work / "packer-manifest.json")
+    awsclient.did(f"AMI {image} was made (tagging it had not finished)")
     phases.enter("tagging: IMDSv2 required, version tags on the AMI and its snapshots")
     final = finish_image(ec2, image, work / "node-manifest.json", tags)
     print("build-ami: tags " + ", ".join(f"{k}={v}" for k, v in sorted(final.items())))

@@ -27,20 +27,19 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+from bootstrap import awsclient
 from bootstrap.ami import (
     BUILD_ID_TAG,
     PROJECT,
     PROJECT_TAG,
-    REGION_RE,
     STARTED_TAG,
     BuildConfig,
     BuildError,
-    aws_region,
     ec2_client,
 )
 
 KEEP = 3                                    # AMIs kept by default (newest first)
-OLDER_THAN = 120                            # minutes: younger builds may still be running
+OLDER_THAN = 120.0                          # minutes: younger builds may still be running
 TERMINATE_TIMEOUT = 600.0                   # seconds to wait for instances to reach "terminated"
 POLL = 5.0                                  # seconds between checks while waiting
 
@@ -77,11 +76,11 @@ def _started(tags: dict[str, str], fallback: datetime | None = None) -> datetime
         return fallback.astimezone(UTC) if fallback else None
 
 
-def _minutes(since: datetime | None, now: datetime) -> int | None:
-    return None if since is None else int((now - since).total_seconds() // 60)
+def _minutes(since: datetime | None, now: datetime) -> float | None:
+    return None if since is None else (now - since).total_seconds() / 60
 
 
-def find_leftovers(ec2: Any, prefix: str, keep: int, older_than: int = OLDER_THAN,
+def find_leftovers(ec2: Any, prefix: str, keep: int, older_than: float = OLDER_THAN,
                    now: datetime | None = None) -> Leftovers:
     """What this project's builds started at least ``older_than`` minutes ago left, and its AMIs named
     <prefix>-* beyond the newest ``keep``. Nothing without the project's tags is selected."""
@@ -94,7 +93,8 @@ def find_leftovers(ec2: Any, prefix: str, keep: int, older_than: int = OLDER_THA
         if age is not None and age >= older_than:
             return True
         build = tags.get(BUILD_ID_TAG, "(no build id)")       # unknown age counts as young: left alone
-        found.young[build] = min(found.young.get(build, age or 0), age or 0)
+        whole = int(age or 0)
+        found.young[build] = min(found.young.get(build, whole), whole)
         return False
 
     claimed: set[str] = set()             # packer_* groups and keys of our builds, old or young
@@ -181,12 +181,15 @@ def wait_terminated(ec2: Any, ids: list[str], timeout: float = TERMINATE_TIMEOUT
     """Poll until every instance is "terminated"; returns those that are by the deadline."""
     deadline = time.monotonic() + timeout
     done: set[str] = set()
-    while True:
-        res = ec2.describe_instances(InstanceIds=ids)
-        done = {i["InstanceId"] for r in res["Reservations"] for i in r["Instances"] if i["State"]["Name"] == "terminated"}
-        if done >= set(ids) or time.monotonic() >= deadline:
-            return done
-        time.sleep(poll)
+    with awsclient.waiting(f"{', '.join(ids)} to be terminated (gives up after {timeout:g} s)"):
+        while True:
+            res = ec2.describe_instances(InstanceIds=ids)
+            done = {i["InstanceId"] for r in res["Reservations"] for i in r["Instances"]
+                    if i["State"]["Name"] == "terminated"}
+            left = deadline - time.monotonic()
+            if done >= set(ids) or left <= 0:
+                return done
+            time.sleep(min(poll, left))
 
 
 def delete_leftovers(ec2: Any, found: Leftovers, say: Callable[[str], None] = print, *,
@@ -202,9 +205,12 @@ def delete_leftovers(ec2: Any, found: Leftovers, say: Callable[[str], None] = pr
             if _gone(e):
                 say(f"cleanup-build: {what}: already gone")
                 return True
+            # ... unless AWS cannot be reached: the others would wait as long, for the same answer
+            awsclient.raise_unanswered(e, f"{what}: not done")
             failed += 1
             say(f"cleanup-build: could not {what}: {_error(e)}")
             return False
+        awsclient.did(what)
         say(f"cleanup-build: {what}: done")
         return True
 
@@ -215,6 +221,8 @@ def delete_leftovers(ec2: Any, found: Leftovers, say: Callable[[str], None] = pr
         try:
             terminated = wait_terminated(ec2, asked, timeout, poll)
         except Exception as e:
+            awsclient.raise_unanswered(e, f"asked EC2 to terminate {', '.join(asked)}; the key pairs, groups "
+                                             "and AMIs are not deleted yet")
             say(f"cleanup-build: could not confirm termination: {_error(e)}")
         for iid in sorted(set(asked) - terminated):
             failed += 1
@@ -260,19 +268,19 @@ def _raise(message: str) -> None:
 
 
 def cleanup(region: str = "", endpoint: str = "", *, prefix: str = "", keep: int = KEEP, delete: bool = False,
-            older_than: int = OLDER_THAN) -> int:
+            older_than: float = OLDER_THAN) -> int:
     """The whole of `invoke cleanup-build`: list (and with ``delete`` remove) what :func:`find_leftovers`
     finds. No region means the AWS configuration's; no prefix means the build's AMI name prefix. Prints
-    what it finds and does; returns how many deletions failed; raises BuildError for bad input."""
-    region = region or aws_region()
-    if not REGION_RE.match(region):
-        raise BuildError(f"{region or 'no region'} is not an AWS region (e.g. us-east-1)")
+    what it finds and does; returns how many deletions failed; raises a UserError (BuildError) for bad
+    input."""
+    region = awsclient.region(region)        # bad input: agent.boundary.UserError (BuildError is one), exit 2
+    endpoint = awsclient.endpoint(endpoint)
     if keep < 0 or older_than < 0:
         raise BuildError("--keep and --older-than must be 0 or more")
     ec2 = ec2_client(region, endpoint)
     found = find_leftovers(ec2, prefix or BuildConfig.defaults()["ami_name_prefix"], keep, older_than)
     for build, age in sorted(found.young.items()):
-        print(f"cleanup-build: left alone: build {build} started {age} min ago (--older-than {older_than}); "
+        print(f"cleanup-build: left alone: build {build} started {age} min ago (--older-than {older_than:g}); "
               "it may still be running")
     if found.foreign:
         what = " and ".join(f"{n} {kind}" for kind, n in found.foreign.items())

@@ -25,11 +25,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from agent.boundary import EXIT_USAGE, UserError
+from bootstrap import awsclient
 from bootstrap.ami import (
     PROJECT,
     PROJECT_TAG,
-    REGION_RE,
-    aws_region,
     ec2_client,
     is_loopback_url,
     parse_cidrs,
@@ -42,10 +42,16 @@ SG_ROLE_TAG = "dcp:role"
 SG_ROLE = "launch-node-ssh"
 LIVE = ["pending", "running", "stopping", "stopped", "shutting-down"]
 CHECKIP = "https://checkip.amazonaws.com"   # only asked on a real account when no --ssh-cidr is given
+CHECKIP_TIMEOUT = 10.0                      # seconds for checkip to answer
+MAX_WAIT = 24 * 3600.0                      # --wait-timeout above a day is a typo
+SSH_TRY = 5.0                               # seconds one SSH try waits for a connection and the banner
 
 
-class NodeError(Exception):
-    """One line for the user: what is wrong and what to do."""
+class NodeError(UserError):
+    """One line for the user: what is wrong and what to do (exit 2)."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message, code)
 
 
 @dataclass
@@ -71,9 +77,9 @@ class NodeConfig:
 
     @classmethod
     def from_options(cls, **options: Any) -> NodeConfig:
-        """Empty options ("" / 0 / False) mean the default; no region means the AWS configuration's."""
-        given = {k: v for k, v in options.items() if v}
-        return cls(**{"region": given.pop("region", "") or aws_region(), **given})
+        """Empty options ("" / None) mean the default; no region means the AWS configuration's."""
+        given = {k: v for k, v in options.items() if v is not None and v != ""}
+        return cls(**{"region": given.pop("region", "") or _region(""), **given})
 
 
 @dataclass
@@ -124,10 +130,8 @@ def _tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
 
 def check_inputs(cfg: NodeConfig) -> None:
     """What can be judged without AWS."""
-    if not REGION_RE.match(cfg.region):
-        if REGION_RE.match(cfg.region[:-1]) and cfg.region[-1:].isalpha():
-            raise NodeError(f"region {cfg.region!r} is an availability zone; use {cfg.region[:-1]!r}")
-        raise NodeError(f"region {cfg.region!r} is not an AWS region (e.g. us-east-1)")
+    _region(cfg.region)
+    _endpoint(cfg.endpoint)
     if not cfg.key_name:
         raise NodeError("give --key-name: an EC2 key pair, or NAME of ~/.ssh/NAME.pub to import")
     if not re.fullmatch(r"[A-Za-z0-9 ._@:/+=-]{1,255}", cfg.key_name):
@@ -140,6 +144,9 @@ def check_inputs(cfg: NodeConfig) -> None:
         raise NodeError(f"--name {cfg.name!r}: use 1–128 letters, digits, '.', '_' or '-'")
     if not 1 <= cfg.ssh_port <= 65535:
         raise NodeError(f"ssh port {cfg.ssh_port} is not a port number")
+    if not 0 < cfg.wait_timeout <= MAX_WAIT:
+        raise NodeError(f"--wait-timeout {cfg.wait_timeout:.15g}: give seconds above 0 and at most {MAX_WAIT:.0f} "
+                        "(e.g. --wait-timeout 600)")
     # The emulator makes addresses up (e.g. 54.x): never dial one. Its SSH must be pinned to loopback.
     if cfg.endpoint and is_loopback_url(cfg.endpoint) and not (cfg.ssh_host and is_loopback_url(cfg.ssh_host)):
         raise NodeError("with a local --endpoint (an emulator) give --ssh-host 127.0.0.1: its instance addresses "
@@ -167,8 +174,9 @@ def operator_cidrs(cfg: NodeConfig, ask: bool = True) -> tuple[str, ...]:
     import urllib.request
 
     try:
-        with urllib.request.urlopen(CHECKIP, timeout=10) as resp:
-            address = resp.read().decode().strip()
+        with awsclient.waiting(f"{CHECKIP} to tell your public address (gives up after {CHECKIP_TIMEOUT:.0f} s)"), \
+                urllib.request.urlopen(CHECKIP, timeout=CHECKIP_TIMEOUT) as resp:
+            address = resp.read(64).decode(errors="replace").strip()
         return parse_cidrs(address)
     except (OSError, ValueError, BuildError):
         raise NodeError(f"cannot find your public address ({CHECKIP}): pass --ssh-cidr <your IPv4>/32") from None
@@ -233,8 +241,42 @@ def _instance_type(ec2: Any, cfg: NodeConfig, image: dict[str, Any]) -> None:
     arches = info[0].get("ProcessorInfo", {}).get("SupportedArchitectures", [])
     arch = image.get("Architecture") or "x86_64"
     if arches and arch not in arches:
+        other = counterpart(ec2, cfg.instance_type, arch)
+        pick = f"pick e.g. --instance-type {other}" if other else f"pick an instance type that runs {arch}"
         raise NodeError(f"instance type {cfg.instance_type} runs {'/'.join(arches)}, AMI {image['ImageId']} is "
-                        f"{arch}: pick e.g. t3.small")
+                        f"{arch}: {pick}")
+
+
+# The same kind of instance on the other architecture (Graviton for x86 and back), by family.
+_TO_ARM = {"t2": "t4g", "t3": "t4g", "t3a": "t4g", "m4": "m6g", "m5": "m6g", "m5a": "m6g", "m6i": "m7g",
+           "m6a": "m7g", "m7i": "m7g", "m7a": "m7g", "c4": "c6g", "c5": "c6g", "c5a": "c6g", "c6i": "c7g",
+           "c6a": "c7g", "c7i": "c7g", "r4": "r6g", "r5": "r6g", "r5a": "r6g", "r6i": "r7g", "r7i": "r7g"}
+_TO_X86 = {"t4g": "t3", "a1": "t3", "m6g": "m6i", "m7g": "m7i", "m8g": "m7i", "c6g": "c6i", "c7g": "c7i",
+           "c8g": "c7i", "r6g": "r6i", "r7g": "r7i", "r8g": "r7i"}
+_SMALLEST = {"arm64": "t4g.small", "x86_64": "t3.small"}
+
+
+def counterpart(ec2: Any, instance_type: str, arch: str) -> str:
+    """An instance type that runs ``arch``, as close to ``instance_type`` as the table knows (same size in the
+    other architecture's family, e.g. t3.small -> t4g.small), checked with EC2; else the smallest usual one
+    (t4g.small, t3.small); "" for an architecture neither is (i386, mac)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if arch not in _SMALLEST:
+        return ""
+    family, _, size = instance_type.partition(".")
+    table = _TO_ARM if arch == "arm64" else _TO_X86
+    candidates = [f"{table[family]}.{size}"] if family in table and size else []
+    for candidate in candidates:
+        try:
+            info = ec2.describe_instance_types(InstanceTypes=[candidate])["InstanceTypes"]
+        except ClientError:
+            continue
+        except BotoCoreError:
+            break
+        if info and arch in info[0].get("ProcessorInfo", {}).get("SupportedArchitectures", []):
+            return candidate
+    return _SMALLEST[arch]
 
 
 def _key(ec2: Any, cfg: NodeConfig) -> tuple[bytes, Path | None]:
@@ -287,10 +329,9 @@ def _vpc(ec2: Any, cfg: NodeConfig) -> str:
 def _profile(cfg: NodeConfig) -> None:
     if not cfg.instance_profile:
         return
-    import boto3
     from botocore.exceptions import ClientError
 
-    iam = boto3.Session().client("iam", region_name=cfg.region, endpoint_url=cfg.endpoint or None)
+    iam = awsclient.client("iam", cfg.region, cfg.endpoint)
     name = cfg.instance_profile.rsplit("/", 1)[-1]
     try:
         iam.get_instance_profile(InstanceProfileName=name)
@@ -376,6 +417,7 @@ def _dry(call: Callable[..., Any], **params: Any) -> str:
     except ClientError as e:
         if e.response["Error"]["Code"] == "DryRunOperation":
             return ""
+        awsclient.raise_unanswered(e)     # throttled or failing: no answer about the request
         return _error(e)
     return "the endpoint ignored DryRun"
 
@@ -425,6 +467,7 @@ def _ensure_key(ec2: Any, cfg: NodeConfig, p: Plan, undo: list[Callable[[], Any]
     ec2.import_key_pair(KeyName=cfg.key_name, PublicKeyMaterial=p.key_pub, TagSpecifications=[
         {"ResourceType": "key-pair", "Tags": _tag_list({PROJECT_TAG: PROJECT})}])
     undo.append(lambda: ec2.delete_key_pair(KeyName=cfg.key_name))
+    awsclient.did(f"imported key pair {cfg.key_name}")
     _say(f"imported key pair {cfg.key_name} from {cfg.ssh_dir / cfg.key_name}.pub")
 
 
@@ -441,13 +484,20 @@ def _ensure_group(ec2: Any, cfg: NodeConfig, p: Plan, undo: list[Callable[[], An
         group = ec2.create_security_group(GroupName=SG_NAME, VpcId=p.vpc_id, TagSpecifications=_sg_tags(cfg),
                                           Description="SSH to DCP control nodes from the operator")["GroupId"]
         undo.append(lambda: ec2.delete_security_group(GroupId=group))
+        awsclient.did(f"created security group {SG_NAME} ({group})")
         _say(f"created security group {SG_NAME} ({group}) in {p.vpc_id}")
     ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=_ingress(p.cidrs))
+    awsclient.did(f"let {', '.join(p.cidrs)} in on SSH in {group}")
     _say(f"security group {group}: SSH (tcp/22) from {', '.join(p.cidrs)} {'added' if p.others else 'only'}")
     return str(group)
 
 
 def wait_running(ec2: Any, instance_id: str, timeout: float, poll: float) -> dict[str, Any]:
+    with awsclient.waiting(f"{instance_id} to run (gives up after {timeout:g} s)"):
+        return _wait_running(ec2, instance_id, timeout, poll)
+
+
+def _wait_running(ec2: Any, instance_id: str, timeout: float, poll: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         found = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
@@ -458,25 +508,45 @@ def wait_running(ec2: Any, instance_id: str, timeout: float, poll: float) -> dic
         if state in {"shutting-down", "terminated", "stopping", "stopped"}:
             reason = inst.get("StateReason", {}).get("Message", "")
             raise NodeError(f"{instance_id} is {state} instead of running{': ' + reason if reason else ''}")
-        if time.monotonic() > deadline:
-            raise NodeError(f"{instance_id} is still {state or 'unknown'} after {timeout:.0f} s")
-        time.sleep(poll)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise NodeError(f"{instance_id} is still {state or 'unknown'} after {timeout:g} s")
+        time.sleep(min(poll, left))
 
 
 def wait_ssh(host: str, port: int, timeout: float, poll: float) -> None:
-    """Until something on host:port speaks SSH (its banner)."""
+    """Until something on host:port speaks SSH (its banner); each try waits at most SSH_TRY seconds and none
+    goes past the deadline."""
     deadline = time.monotonic() + timeout
-    while True:
+    with awsclient.waiting(f"SSH on {host}:{port} to answer (gives up after {timeout:g} s)"):
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                with socket.create_connection((host, port), timeout=max(min(SSH_TRY, left), 0.1)) as s:
+                    s.settimeout(max(min(SSH_TRY, deadline - time.monotonic()), 0.1))
+                    if s.recv(64).startswith(b"SSH-"):
+                        return
+            except OSError:
+                pass
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise NodeError(f"SSH on {host}:{port} did not answer within {timeout:g} s")
+            time.sleep(min(poll, 2.0, left))
+
+
+def _undo(steps: list[Callable[[], Any]]) -> str:
+    """Remove what this run created, newest first; "" when all of it went, else what is left."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    failed = 0
+    for step in reversed(steps):
         try:
-            with socket.create_connection((host, port), timeout=5) as s:
-                s.settimeout(5)
-                if s.recv(64).startswith(b"SSH-"):
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise NodeError(f"SSH on {host}:{port} did not answer within {timeout:.0f} s")
-        time.sleep(min(poll, 2.0))
+            step()
+        except (ClientError, BotoCoreError) as err:
+            failed += 1
+            _say(f"could not remove what this run created: {awsclient.unreachable(err) or _error(err)}")
+    steps.clear()
+    return f"{failed} thing(s) this run created could not be removed, see above" if failed else ""
 
 
 def ssh_command(cfg: NodeConfig, host: str, private_key: Path | None) -> str:
@@ -514,17 +584,14 @@ def launch(cfg: NodeConfig) -> NodeResult | None:
         inst = ec2.run_instances(**run_request(cfg, p, group))["Instances"][0]
         undo.clear()                         # from here the node exists; its key pair and group are in use
     except (ClientError, BotoCoreError) as e:
-        for step in reversed(undo):          # nothing half-done: what this run created goes again
-            try:
-                step()
-            except (ClientError, BotoCoreError) as err:
-                _say(f"could not remove what this run created: {_error(err)}")
-        raise NodeError(_error(e)) from None
+        left = _undo(undo)                   # nothing half-done: what this run created goes again
+        awsclient.raise_unanswered(e, left)
+        raise NodeError(_error(e) + (f" ({left})" if left else "")) from None
     except NodeError:
-        for step in reversed(undo):
-            step()
+        _undo(undo)
         raise
     instance_id = str(inst["InstanceId"])
+    awsclient.did(f"launched {instance_id} (invoke terminate-node {cfg.name} removes it)")
     _say(f"launched {instance_id}; waiting until it runs")
     try:
         inst = wait_running(ec2, instance_id, cfg.wait_timeout, cfg.poll)
@@ -535,7 +602,9 @@ def launch(cfg: NodeConfig) -> NodeResult | None:
         _say(f"{instance_id} is running at {address}; waiting for SSH on {dial}:{cfg.ssh_port}")
         wait_ssh(dial, cfg.ssh_port, cfg.wait_timeout, cfg.poll)
     except (ClientError, BotoCoreError) as e:
-        raise NodeError(f"{_error(e)} (node {instance_id} is launched: invoke terminate-node {cfg.name})") from None
+        launched = f"node {instance_id} is launched: invoke terminate-node {cfg.name}"
+        awsclient.raise_unanswered(e, launched)
+        raise NodeError(f"{_error(e)} ({launched})") from None
     except NodeError as e:
         raise NodeError(f"{e} (node {instance_id} is launched: invoke terminate-node {cfg.name})") from None
     command = ssh_command(cfg, dial, p.private_key)
@@ -556,11 +625,22 @@ def find_nodes(ec2: Any, which: str = "", states: list[str] | None = None) -> li
     return sorted(found, key=lambda i: (str(i.get("LaunchTime", "")), i["InstanceId"]))
 
 
+def _region(region: str) -> str:
+    try:
+        return awsclient.region(region)
+    except UserError as e:
+        raise NodeError(str(e)) from None
+
+
+def _endpoint(endpoint: str) -> str:
+    try:
+        return awsclient.endpoint(endpoint)
+    except UserError as e:
+        raise NodeError(str(e)) from None
+
+
 def _client(region: str, endpoint: str) -> Any:
-    region = region or aws_region()
-    if not REGION_RE.match(region):
-        raise NodeError(f"region {region!r} is not an AWS region (e.g. us-east-1)")
-    return ec2_client(region, endpoint)
+    return ec2_client(_region(region), _endpoint(endpoint))
 
 
 def list_nodes(region: str = "", endpoint: str = "") -> list[str]:
@@ -570,6 +650,7 @@ def list_nodes(region: str = "", endpoint: str = "") -> list[str]:
     try:
         nodes = find_nodes(_client(region, endpoint))
     except (ClientError, BotoCoreError) as e:
+        awsclient.raise_unanswered(e)
         raise NodeError(_error(e)) from None
     lines = []
     for inst in nodes:
@@ -585,12 +666,13 @@ def list_nodes(region: str = "", endpoint: str = "") -> list[str]:
 def change_node(which: str, action: str, region: str = "", endpoint: str = "", *, wait: bool = True,
                 timeout: float = 600.0, poll: float = 5.0) -> list[str]:
     """stop or terminate this project's node named (or with instance id) ``which``; the ids changed."""
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
     if not which:
         raise NodeError(f"{action}-node needs a node name or instance id (invoke list-nodes)")
+    ec2 = _client(region, endpoint)
+    asked = ""
     try:
-        ec2 = _client(region, endpoint)
         nodes = find_nodes(ec2, which)
         if not nodes:
             raise NodeError(f"no node {which!r} launched by launch-node here (invoke list-nodes); nothing else is "
@@ -602,9 +684,20 @@ def change_node(which: str, action: str, region: str = "", endpoint: str = "", *
         else:
             ec2.terminate_instances(InstanceIds=ids)
             target = "terminated"
+        asked = f"asked EC2 to {action} {', '.join(ids)}"
+        awsclient.did(f"{asked} (it goes on without this command)")
         if wait:
-            ec2.get_waiter(f"instance_{target}").wait(
-                InstanceIds=ids, WaiterConfig={"Delay": max(int(poll), 1), "MaxAttempts": max(int(timeout / max(poll, 1)), 1)})
+            with awsclient.waiting(f"{', '.join(ids)} to be {target} (gives up after {timeout:g} s)"):
+                try:
+                    ec2.get_waiter(f"instance_{target}").wait(InstanceIds=ids,
+                                                              WaiterConfig=awsclient.waiter_config(timeout, poll))
+                except WaiterError as e:
+                    last = e.last_response if isinstance(e.last_response, dict) else {}
+                    if "Error" in last:          # the waiter's own read failed: say why, as for any call
+                        raise ClientError(last, "DescribeInstances") from None
+                    raise NodeError(f"{', '.join(ids)} did not reach '{target}' in {timeout:g} s (EC2 goes on; "
+                                    "invoke list-nodes shows its state)") from None
     except (ClientError, BotoCoreError) as e:
+        awsclient.raise_unanswered(e, asked)
         raise NodeError(_error(e)) from None
     return [str(i) for i in ids]

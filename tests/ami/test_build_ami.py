@@ -163,13 +163,13 @@ def test_failed_provisioning_names_the_step_and_leaves_nothing(rig: Rig, sandbox
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--region", "us-east-1a"], "region 'us-east-1a' is an availability zone; use 'us-east-1'"),
+    (["--region", "us-east-1a"], "'us-east-1a' is an availability zone; use its region 'us-east-1'"),
     (["--instance-type", "large"], "instance type 'large' is not like t3.small"),
     (["--ssh-private-key-file", "/nonexistent/key"], "ssh private key /nonexistent/key does not exist"),
     (["--source-ami-name", "no-such-image-*"], "no AMI named 'no-such-image-*'"),
-    (["--ssh-cidr", "0.0.0.0/0"], "--ssh-cidr '0.0.0.0/0' would open SSH to the whole internet"),
-    (["--ssh-cidr", "10.1.2.3/8"], "--ssh-cidr '10.1.2.3/8' is not an IPv4 network such as 203.0.113.7/32"),
-    (["--ssh-cidr", "2001:db8::/64"], "Packer's temporary security group takes IPv4 networks only"),
+    (["--ssh-cidr", "0.0.0.0/0"], "--ssh-cidr 0.0.0.0/0 (the whole internet) is wider than /16"),
+    (["--ssh-cidr", "10.1.2.3/8"], "--ssh-cidr '10.1.2.3/8': host bits are set"),
+    (["--ssh-cidr", "2001:db8::/64"], "--ssh-cidr '2001:db8::/64': IPv4 networks only here"),
 ])
 def test_bad_input_fails_before_anything_is_created(rig: Rig, sandbox: Sandbox, sandbox_key: Path,
                                                    extra: list[str], message: str) -> None:
