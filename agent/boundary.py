@@ -149,5 +149,8 @@ def guard(prog: str, fn: Callable[[], int], *, verbose: bool = False,
 
 
 def _say(prog: str, line: str) -> None:
+    """One line on stderr, with anything shaped like a credential scrubbed (an exception's text may hold one)."""
+    from agent.redact import scrub
+
     with contextlib.suppress(OSError, ValueError):
-        print(f"{prog}: {line}", file=sys.stderr, flush=True)
+        print(f"{prog}: {scrub(line)}", file=sys.stderr, flush=True)
