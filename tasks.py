@@ -17,7 +17,6 @@ import re
 import signal
 import subprocess
 import sys
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,16 +26,7 @@ from invoke import Context, Task, task
 from invoke.exceptions import Exit, Failure, ParseError
 from invoke.parser import Argument
 
-from agent.boundary import (
-    EXIT_INTERNAL,
-    EXIT_INTERRUPTED,
-    EXIT_UNCHECKED,
-    EXIT_USAGE,
-    explain,
-    keep_traceback,
-    one_line,
-    quiet_stdout,
-)
+from agent.boundary import EXIT_INTERRUPTED, EXIT_USAGE, describe, one_line, quiet_stdout
 from bootstrap import ami, awsclient, cleanup, node
 
 ROOT = Path(__file__).resolve().parent
@@ -194,26 +184,9 @@ def _said(interrupted: Callable[[], str]) -> str:
 
 
 def _verdict(prog: str, e: Exception) -> tuple[str, int]:
-    """The line and exit status for anything that escaped a task."""
-    from agent.facts.core import translate
-
-    if os.environ.get("DCP_DEBUG") == "1":
-        traceback.print_exception(e, file=sys.stderr)
-    cause = awsclient.unreachable(e)
-    if cause is not None:
-        return f"{prog}: could not reach AWS: {cause}", EXIT_UNCHECKED
-    known = explain(e)
-    if known is not None:
-        return f"{prog}: {known[0]}", known[1]
-    err = translate(e)
-    if err is not None and err.status is not None:          # an answer from AWS no task step expected
-        return one_line(f"{prog}: AWS answered {err.code} to {err.operation or 'a request'}: {err.message}"), \
-            EXIT_USAGE
-    path = keep_traceback(prog, e)
-    where = f"the traceback is in {path}" if path else "no log could be written"
-    first = one_line(str(e), 200)
-    return (f"{prog}: internal error: {type(e).__name__}{': ' + first if first else ''} ({where}; please "
-            "report it)"), EXIT_INTERNAL
+    """The line and exit status for anything that escaped a task: agent.boundary's, as every entry point's."""
+    line, code = describe(prog, e, verbose=os.environ.get("DCP_DEBUG") == "1")
+    return f"{prog}: {line}", code
 
 
 def _help_if_asked(prog: str, *values: str) -> None:

@@ -97,18 +97,41 @@ def explain(exc: BaseException) -> tuple[str, int] | None:
 
     if isinstance(exc, UserError):
         return one_line(str(exc)), exc.code
-    cause = cause_of(exc)
+    from agent.context import BOTO_CONFIG
+
+    cause = cause_of(exc, read_timeout=BOTO_CONFIG["read_timeout"])
     if cause is not None:
         return f"could not reach AWS: {cause}", EXIT_UNCHECKED
     err = translate(exc)
     if err is not None and err.no_credentials:
         return one_line(f"no usable AWS credentials or region ({err.code}: {err.message}); run 'aws configure' "
                         "or set AWS_PROFILE"), EXIT_USAGE
+    if err is not None and err.status is not None:   # an answer from AWS that no step expected (AccessDenied …)
+        return one_line(f"AWS answered {err.code} to {err.operation or 'a request'}: {err.message}"), EXIT_USAGE
     if isinstance(exc, PermissionError | FileNotFoundError | IsADirectoryError | NotADirectoryError):
         what = exc.filename if getattr(exc, "filename", None) else ""
         reason = (exc.strerror or type(exc).__name__).lower()
         return one_line(f"cannot use {what}: {reason}" if what else reason), EXIT_USAGE
     return None
+
+
+def describe(prog: str, exc: Exception, *, verbose: bool = False) -> tuple[str, int]:
+    """The one line (credentials scrubbed, without the ``prog:`` prefix) and the exit status for ``exc``; a
+    bug's traceback is kept in a log file the line names (and printed when ``verbose``)."""
+    from agent.redact import scrub
+
+    known = explain(exc)
+    if known is not None:
+        if verbose and not isinstance(exc, UserError):   # bad input has no traceback worth showing
+            traceback.print_exception(exc, file=sys.stderr)
+        return scrub(known[0]), known[1]
+    path = keep_traceback(prog, exc)
+    where = f"the traceback is in {path}" if path else "no log could be written"
+    first = one_line(str(exc), 200)
+    if verbose:
+        traceback.print_exception(exc, file=sys.stderr)
+    return scrub(f"internal error: {type(exc).__name__}{': ' + first if first else ''} ({where}; "
+                 "please report it)"), EXIT_INTERNAL
 
 
 def guard(prog: str, fn: Callable[[], int], *, verbose: bool = False,
@@ -132,20 +155,9 @@ def guard(prog: str, fn: Callable[[], int], *, verbose: bool = False,
     except SystemExit:
         raise
     except Exception as e:
-        known = explain(e)
-        if known is not None:
-            _say(prog, known[0])
-            if verbose and not isinstance(e, UserError):   # bad input has no traceback worth showing
-                traceback.print_exception(e, file=sys.stderr)
-            return known[1]
-        path = keep_traceback(prog, e)
-        where = f"the traceback is in {path}" if path else "no log could be written"
-        first = one_line(str(e), 200)
-        _say(prog, f"internal error: {type(e).__name__}{': ' + first if first else ''} ({where}; "
-                   "please report it)")
-        if verbose:
-            traceback.print_exception(e, file=sys.stderr)
-        return EXIT_INTERNAL
+        line, code = describe(prog, e, verbose=verbose)
+        _say(prog, line)
+        return code
 
 
 def _say(prog: str, line: str) -> None:
