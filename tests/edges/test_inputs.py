@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,29 +39,45 @@ def _home_view(state: dict[str, tuple[int, str]], allowed: tuple[str, ...]) -> d
     return {k: v for k, v in state.items() if not any(k == a or k.startswith(a + "/") for a in allowed)}
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_edge(case: Case, shared: DcpAccount, tmp_path: Path) -> None:
+def _one(case: Case, shared: DcpAccount, base: Path) -> list[str]:
+    """Run one row in a directory of its own; what is wrong with it ([] when all is well)."""
+    work = base / "work"
+    work.mkdir(parents=True)
     if case.argv[0] == "dcp-agent":
-        env, home = shared.env(), Path(shared.home)
+        env, home = shared.env(), None   # the shared home: compared around the whole table
     else:   # the tasks and bootstrap get a home of their own, so that a write to it would show
-        home = tmp_path / "home"
+        home = base / "home"
         home.mkdir()
         env = {k: v for k, v in os.environ.items() if not k.startswith("XDG_")}
         env["HOME"] = str(home)
     allowed = ALWAYS_WRITABLE + case.may_change
+    before = _home_view(tree_state(home), allowed) if home else {}
+    ran = run_case(case, work, env)
+    problems = check_ran(case, ran)
+    if home and _home_view(tree_state(home), allowed) != before:
+        problems.append(f"HOME changed: {sorted(set(tree_state(home).items()) ^ set(before.items()))[:3]}")
+    if problems:
+        return [f"{case.name}: {'; '.join(problems)}\n  exit {ran.code}; stderr: {ran.stderr[-600:]!r}; "
+                f"stdout: {ran.stdout[-300:]!r}"]
+    return []
+
+
+@pytest.mark.parametrize("table", [cases_agent, cases_bootstrap, cases_tasks], ids=["dcp-agent", "bootstrap", "tasks"])
+def test_edges(table: Any, shared: DcpAccount, tmp_path: Path) -> None:
+    """Each row of one command's table, four at a time; then HOME, the work tree and the account as they were."""
+    rows: list[Case] = table.CASES
+    allowed = ALWAYS_WRITABLE + tuple(p for c in rows for p in c.may_change)
+    home = Path(shared.home)
     before_home = _home_view(tree_state(home), allowed)
     before_tree = work_tree_state()
     before_account = account_state(shared.client)
-    work = tmp_path / "work"
-    work.mkdir()
-    ran = run_case(case, work, env)
-    problems = check_ran(case, ran)
+    with ThreadPoolExecutor(4) as pool:
+        problems = [p for found in pool.map(lambda ic: _one(ic[1], shared, tmp_path / str(ic[0])), enumerate(rows))
+                    for p in found]
     if _home_view(tree_state(home), allowed) != before_home:
-        changed = sorted(set(tree_state(home).items()) ^ set(before_home.items()))[:3]
-        problems.append(f"HOME changed: {changed}")
+        problems.append(f"the shared HOME changed: {sorted(set(tree_state(home).items()) ^ set(before_home.items()))[:3]}")
     if work_tree_state() != before_tree:
         problems.append("the git work tree changed")
     if account_state(shared.client) != before_account:
         problems.append("the emulated account changed")
-    assert not problems, f"{case.name}: {'; '.join(problems)}\nexit {ran.code}\nstderr: {ran.stderr[-1500:]}\n" \
-                         f"stdout: {ran.stdout[-800:]}"
+    assert not problems, f"{len(problems)} of {len(rows)} rows:\n" + "\n".join(problems)
