@@ -72,12 +72,17 @@ def app_fleets(ctx: Context) -> list[dict[str, Any]]:
     app = _app(ctx)
     marker = f"ecsconfigs/{app}_ecs.config"
     known = _monitor_file(ctx).get("MONITOR_FLEET_ID")
-    found = []
+    known = known if isinstance(known, str) and known.startswith("sfr-") else None
+    ctx.facts.prefetch(ec2.active_spot_fleets)
+    found: dict[str, dict[str, Any]] = {}
+    if known:   # the monitor file's fleet, by its id (its own read, side by side with the listing)
+        found.update({str(f["SpotFleetRequestId"]): f for f in ec2.spot_fleets(ctx, (known,))
+                      if f.get("SpotFleetRequestState") in ec2.LIVE_FLEET_STATES})
     for f in ec2.active_spot_fleets(ctx):
         specs = (f.get("SpotFleetRequestConfig") or {}).get("LaunchSpecifications") or []
         if f.get("SpotFleetRequestId") == known or any(marker in _user_data(s) for s in specs):
-            found.append(f)
-    return found
+            found.setdefault(str(f["SpotFleetRequestId"]), f)
+    return list(found.values())
 
 
 def _since(when: Any) -> str:
@@ -166,17 +171,21 @@ def monitor_lambda(ctx: Context) -> Finding:
 
 
 @check("M03", "monitor.sns-wiring", "The Monitor topic feeds the Monitor Lambda", Severity.HIGH,
-       needs=(*M, monitor_lambda), actions=("sns:ListTopics", "sns:ListSubscriptionsByTopic", "lambda:GetPolicy"))
+       needs=(*M, monitor_lambda), actions=("sns:ListSubscriptionsByTopic", "lambda:GetPolicy"))
 def sns_wiring(ctx: Context) -> Finding:
     fn = monitor.function(ctx, "Monitor")
     if fn is None:
         raise Skip("no Monitor function (see monitor.lambda)")
     setup = "python setup_AWS.py (in the DCP clone) wires topic, subscription and permission"
-    topic = next((t for t in monitor.topic_arns(ctx) if t.rsplit(":", 1)[-1] == "Monitor"), None)
-    if topic is None:
-        return fail("there is no SNS topic Monitor: the queue-empty alarms notify nobody", setup)
     arn = str(fn["FunctionArn"]).split(":function:")[0] + ":function:Monitor"
+    # The topic run.py's startCluster creates ("Monitor", in AWS_REGION, this account), asked by its ARN: the
+    # function's ARN names the partition, region and account. Its subscriptions say whether it exists.
+    _, partition, _, region, account = arn.split(":")[:5]
+    topic = f"arn:{partition}:sns:{region}:{account}:Monitor"
+    ctx.facts.prefetch(monitor.function_policy, "Monitor")
     subs = monitor.subscriptions(ctx, topic)
+    if subs is None:
+        return fail("there is no SNS topic Monitor: the queue-empty alarms notify nobody", setup)
     if not any(s.get("Protocol") == "lambda" and str(s.get("Endpoint", "")).startswith(arn) for s in subs):
         return fail("the Monitor topic has no subscription for the Monitor function (setup_AWS.py skips it when "
                     "the function already existed)", f"aws sns subscribe --topic-arn {topic} --protocol lambda "
@@ -240,9 +249,9 @@ def cleanup_defect(ctx: Context) -> Finding:
 def _stale_alarms(ctx: Context, app: str, running: set[str]) -> list[str]:
     """Per-worker alarms (``<APP_NAME>_<instance-id>``, one per worker per run) whose worker is gone: these pile
     up. The two ``…isZero_<APP_NAME>`` trigger alarms are not counted: run.py's monitor leaves them and the next
-    startCluster reuses them by name."""
+    startCluster reuses them by name. CloudWatch is asked only for names starting ``<APP_NAME>_``."""
     per_instance = re.compile(rf"^{re.escape(app)}_(i-[0-9a-f]+)$")
-    return [name for name in cloudwatch.alarm_names(ctx)
+    return [name for name in cloudwatch.alarm_names(ctx, f"{app}_")
             if (m := per_instance.match(name)) and m.group(1) not in running]
 
 
@@ -255,12 +264,13 @@ def _running_ids(ctx: Context) -> set[str]:
                 "ec2:DescribeSpotFleetInstances"))
 def stale_alarms(ctx: Context) -> Finding:
     app = _app(ctx)
-    ctx.facts.prefetch(cloudwatch.alarm_names)
-    ctx.facts.prefetch(cloudwatch.dashboard_names)
+    ctx.facts.prefetch(cloudwatch.alarm_names, f"{app}_")
+    ctx.facts.prefetch(cloudwatch.dashboard_names, app)
     running = _running_ids(ctx)
     stale = _stale_alarms(ctx, app, running)
     cleaned = ctx.config.get("CLEAN_DASHBOARD") != "False"   # monitor deletes them unless told not to
-    dashboards = [d for d in cloudwatch.dashboard_names(ctx) if app in d] if cleaned and not running else []
+    # run.py names its dashboard APP_NAME (create_dashboard); asked by that prefix.
+    dashboards = [d for d in cloudwatch.dashboard_names(ctx, app) if app in d] if cleaned and not running else []
     if stale or dashboards:
         parts = []
         if stale:

@@ -11,15 +11,21 @@ if TYPE_CHECKING:
 
 
 @fact("cloudwatch:DescribeAlarms")
-def alarm_names(ctx: Context) -> tuple[str, ...]:
-    """Every metric alarm's name in the region (DCP's names do not all share a prefix)."""
-    pages = ctx.client("cloudwatch").get_paginator("describe_alarms").paginate(AlarmTypes=["MetricAlarm"])
+def alarm_names(ctx: Context, prefix: str) -> tuple[str, ...]:
+    """The names of the metric alarms whose names start with ``prefix``, narrowed by CloudWatch itself
+    (``AlarmNamePrefix``): DCP's per-worker alarms are ``<APP_NAME>_<instance-id>`` (worker/run-worker.sh),
+    and run.py's own cleanup asks the same way (``describe_alarms(AlarmNamePrefix=monitorapp)``). An account
+    shared by many labs holds thousands of others' alarms, at 50 a page."""
+    pages = ctx.client("cloudwatch").get_paginator("describe_alarms").paginate(
+        AlarmNamePrefix=prefix, AlarmTypes=["MetricAlarm"])
     return tuple(a["AlarmName"] for page in pages for a in page.get("MetricAlarms", []))
 
 
 @fact("cloudwatch:ListDashboards")
-def dashboard_names(ctx: Context) -> tuple[str, ...]:
-    pages = ctx.client("cloudwatch").get_paginator("list_dashboards").paginate()
+def dashboard_names(ctx: Context, prefix: str) -> tuple[str, ...]:
+    """The dashboards whose names start with ``prefix`` (``DashboardNamePrefix``: run.py names its dashboard
+    ``APP_NAME``)."""
+    pages = ctx.client("cloudwatch").get_paginator("list_dashboards").paginate(DashboardNamePrefix=prefix)
     return tuple(d["DashboardName"] for page in pages for d in page.get("DashboardEntries", []))
 
 

@@ -6,7 +6,8 @@ import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from agent.facts.core import code_of, fact
+from agent.facts.core import code_of, fact, translate
+from agent.netcause import THROTTLED
 
 if TYPE_CHECKING:
     from agent.context import Context
@@ -65,16 +66,21 @@ def instance_types(ctx: Context, types: tuple[str, ...]) -> Resources:
                   id_field="InstanceType", not_found="InvalidInstanceType")
 
 
+def _pages(ctx: Context, method: str, result: str, **params: Any) -> list[dict[str, Any]]:
+    """Every item of an EC2 list, through botocore's paginator (every page EC2 hands out)."""
+    pages = ctx.client("ec2").get_paginator(method).paginate(**params)
+    return [r for page in pages for r in page.get(result, [])]
+
+
 @fact("ec2:DescribeRouteTables")
 def route_tables(ctx: Context, vpc: str) -> tuple[dict[str, Any], ...]:
-    """All of a VPC's route tables, in one call."""
-    return tuple(ctx.client("ec2").describe_route_tables(
-        Filters=[{"Name": "vpc-id", "Values": [vpc]}])["RouteTables"])
+    """All of a VPC's route tables (one call unless EC2 pages)."""
+    return tuple(_pages(ctx, "describe_route_tables", "RouteTables", Filters=[{"Name": "vpc-id", "Values": [vpc]}]))
 
 
 @fact("ec2:DescribeNatGateways")
 def nat_gateways(ctx: Context, ids: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
-    return tuple(ctx.client("ec2").describe_nat_gateways(NatGatewayIds=list(ids))["NatGateways"]) if ids else ()
+    return tuple(_pages(ctx, "describe_nat_gateways", "NatGateways", NatGatewayIds=list(ids))) if ids else ()
 
 
 @fact("ec2:DescribeVpcAttribute")
@@ -86,10 +92,10 @@ def vpc_dns_support(ctx: Context, vpc: str) -> bool:
 @fact("ec2:DescribeInstanceTypeOfferings")
 def type_offerings(ctx: Context, zones: tuple[str, ...], types: tuple[str, ...]) -> frozenset[tuple[str, str]]:
     """(instance type, zone) pairs EC2 offers among ``types`` × ``zones``."""
-    offers = ctx.client("ec2").describe_instance_type_offerings(
-        LocationType="availability-zone", Filters=[{"Name": "location", "Values": list(zones)},
-                                                   {"Name": "instance-type", "Values": list(types)}])
-    return frozenset((o["InstanceType"], o["Location"]) for o in offers["InstanceTypeOfferings"])
+    offers = _pages(ctx, "describe_instance_type_offerings", "InstanceTypeOfferings",
+                    LocationType="availability-zone", Filters=[{"Name": "location", "Values": list(zones)},
+                                                               {"Name": "instance-type", "Values": list(types)}])
+    return frozenset((o["InstanceType"], o["Location"]) for o in offers)
 
 
 @fact("ec2:DescribeKeyPairs")
@@ -117,23 +123,41 @@ def snapshot_exists(ctx: Context, snapshot: str) -> bool:
 @fact("ec2:DescribeSpotPriceHistory")
 def spot_prices(ctx: Context, types: tuple[str, ...], zones: tuple[str, ...]) -> dict[str, float]:
     """The latest Linux spot price per "type in zone"."""
-    hist = ctx.client("ec2").describe_spot_price_history(
-        InstanceTypes=list(types), ProductDescriptions=["Linux/UNIX", "Linux/UNIX (Amazon VPC)"],
-        StartTime=datetime.now(UTC), Filters=[{"Name": "availability-zone", "Values": list(zones)}] if zones else [])
+    hist = _pages(ctx, "describe_spot_price_history", "SpotPriceHistory",
+                  InstanceTypes=list(types), ProductDescriptions=["Linux/UNIX", "Linux/UNIX (Amazon VPC)"],
+                  StartTime=datetime.now(UTC),
+                  Filters=[{"Name": "availability-zone", "Values": list(zones)}] if zones else [])
     latest: dict[str, float] = {}
-    for h in hist.get("SpotPriceHistory", []):
+    for h in hist:
         latest.setdefault(f"{h['InstanceType']} in {h['AvailabilityZone']}", float(h["SpotPrice"]))
     return latest
 
 
+_LIVE = {"Name": "instance-state-name", "Values": ["pending", "running"]}
+
+
 @fact("ec2:DescribeInstances")
 def running_spot_types(ctx: Context) -> tuple[str, ...]:
-    """Instance types of every pending or running spot instance in the region."""
-    # The instance-lifecycle filter is not supported everywhere (moto answers 500): filter here instead.
-    pages = ctx.client("ec2").get_paginator("describe_instances").paginate(Filters=[
-        {"Name": "instance-state-name", "Values": ["pending", "running"]}])
-    return tuple(i["InstanceType"] for page in pages for r in page["Reservations"] for i in r["Instances"]
-                 if i.get("InstanceLifecycle") == "spot")
+    """Instance types of every pending or running spot instance in the region, narrowed by EC2 itself (the
+    ``instance-lifecycle`` filter): a shared account's on-demand instances are never sent.
+
+    Asked once without retries: an endpoint that lacks the filter answers HTTP 500 (moto 5.2.5 does, with a
+    page botocore cannot parse; AWS supports the filter, and rig/pager.py stands in for it in the tests), and retrying that with backoff would cost Z01 seconds. Then, and when EC2 throttles, the
+    same question is asked the long way, every live instance with standard retries, and filtered here; so a
+    real 5xx outage still ends as "no answer" (the second read fails too), never as a wrong count."""
+    def types(pages: Any) -> tuple[str, ...]:
+        return tuple(i["InstanceType"] for page in pages for r in page.get("Reservations", [])
+                     for i in r.get("Instances", []) if i.get("InstanceLifecycle") == "spot")
+
+    try:
+        return types(ctx.client("ec2", retries=1).get_paginator("describe_instances").paginate(
+            Filters=[_LIVE, {"Name": "instance-lifecycle", "Values": ["spot"]}]))
+    except Exception as e:
+        err = translate(e)
+        # moto's 500 carries a page that is not XML: botocore's ResponseParserError, with no status.
+        if err is None or not (err.code in THROTTLED or (err.status or 0) >= 500 or err.code == "ResponseParserError"):
+            raise
+    return types(ctx.client("ec2").get_paginator("describe_instances").paginate(Filters=[_LIVE]))
 
 
 @fact("ec2:RunInstances", "iam:PassRole")
@@ -149,12 +173,35 @@ def dry_run_launch(ctx: Context, request: str) -> tuple[str, str]:
     return "", ""
 
 
+LIVE_FLEET_STATES = ("submitted", "active", "modifying")
+
+
 @fact("ec2:DescribeSpotFleetRequests")
 def active_spot_fleets(ctx: Context) -> tuple[dict[str, Any], ...]:
-    """Every spot fleet request in the region that can still run instances (submitted, active, modifying)."""
+    """Every spot fleet request in the region that can still run instances (submitted, active, modifying).
+    DescribeSpotFleetRequests has no filters: every page is read (AWS answers up to 1000 a page; cancelled
+    fleets stay listed for 48 hours), and only the live ones are kept."""
     pages = ctx.client("ec2").get_paginator("describe_spot_fleet_requests").paginate()
     return tuple(f for page in pages for f in page.get("SpotFleetRequestConfigs", [])
-                 if f.get("SpotFleetRequestState") in ("submitted", "active", "modifying"))
+                 if f.get("SpotFleetRequestState") in LIVE_FLEET_STATES)
+
+
+@fact("ec2:DescribeSpotFleetRequests")
+def spot_fleets(ctx: Context, ids: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
+    """Spot fleet requests by id, whatever their state; unknown ids (deleted 48 hours after they were
+    cancelled) are absent."""
+    if not ids:
+        return ()   # no ids would list every fleet
+    try:
+        return tuple(_pages(ctx, "describe_spot_fleet_requests", "SpotFleetRequestConfigs",
+                            SpotFleetRequestIds=list(ids)))
+    except Exception as e:
+        if not code_of(e).startswith("InvalidSpotFleetRequestId"):
+            raise
+    found: list[dict[str, Any]] = []
+    for one in ids if len(ids) > 1 else ():
+        found += spot_fleets(ctx, (one,))
+    return tuple(found)
 
 
 @fact("ec2:DescribeSpotFleetInstances")

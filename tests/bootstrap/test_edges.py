@@ -24,7 +24,6 @@ import pytest
 
 from bootstrap import cli, runner
 from bootstrap.hosts import Target, parse_host
-from rig.dcprepo import GitDaemon
 from rig.nodes import run_bootstrap
 from rig.ports import SilentListener
 from rig.sandbox import Sandbox
@@ -469,23 +468,3 @@ def test_bracketed_host_reaches_a_real_sshd(sandbox: Sandbox, sandbox_key: Path,
     assert f"{bracketed}: would change 7" in p.stdout
     assert_no_traceback(p.stdout, p.stderr)
 
-
-@pytest.mark.sandbox
-def test_ctrl_c_in_the_middle_of_a_step_stops_and_a_rerun_converges(sandbox: Sandbox, sandbox_key: Path,
-                                                                     dcp_git: GitDaemon, tmp_path: Path) -> None:
-    args = [sandbox.target(), "-i", str(sandbox_key), "--repo-url", dcp_git.url(), "--log-dir",
-            str(tmp_path / "logs")]
-    code, out, err, took = interrupt_after([*args, "--known-hosts", str(tmp_path / "known_hosts"),
-                                            "--accept-new-host-keys"], "dcp-venv (applying)", delay=1.0,
-                                           patience=600)
-    print(f"Ctrl-C to exit in the middle of a remote step: {took:.3f} s")
-    assert took < 2, f"took {took:.1f} s"
-    assert code == 130
-    assert_no_traceback(out, err)
-    line = err.strip()
-    assert "\n" not in line and line.startswith("bootstrap: interrupted"), err
-    assert f"stopped {sandbox.target()} (at dcp-venv (applying))" in line, line
-    again = run_bootstrap(*args, timeout=900)
-    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-2000:]
-    assert f"{sandbox.target()}: changed" in again.stdout and "agent" in again.stdout.split(": changed")[-1]
-    assert_no_traceback(again.stdout, again.stderr)

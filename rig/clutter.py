@@ -1,0 +1,134 @@
+"""Clutter for a seeded account: what other labs (and DCP's own earlier runs) leave in a shared AWS account.
+
+``add_clutter(account, k)`` adds k × (20 roles, 10 buckets, 50 alarms, 10 log groups, 5 finished spot fleets,
+10 security groups, 5 queues, 3 ECS clusters, 10 instances, 5 key pairs), none of it this app's: other apps'
+worker alarms (``OtherLab<n>_i-…``, and ``<APP_NAME>2_i-…``, a name that starts like this app's without being
+it), their log groups, fleets whose workers fetch another app's ecsconfig, cancelled and their instances
+terminated, and plain on-demand instances. A DCP check of the seeded app must see none of it.
+
+Fast: one boto3 client per service shared by a thread pool (boto3 clients are thread-safe), the fewest round
+trips moto allows (RunInstances starts ten instances in one request, CancelSpotFleetRequests cancels five
+fleets in one, ImportKeyPair instead of CreateKeyPair, which makes moto generate an RSA key each time).
+Everything goes to the account's moto endpoint on loopback.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from rig.seed import APP_NAME, DcpAccount, ssh_keypair, trust_policy
+
+PER_K = {"roles": 20, "buckets": 10, "alarms": 50, "log_groups": 10, "fleets": 5, "security_groups": 10,
+         "queues": 5, "clusters": 3, "instances": 10, "key_pairs": 5}
+
+
+@dataclass(frozen=True)
+class Clutter:
+    k: int
+    requests: int          # the seeding requests sent
+    seconds: float
+
+
+def _alarm_name(j: int, n: int) -> str:
+    app = f"{APP_NAME}2" if n == 0 else f"OtherLab{j}"   # one in 50: a name that begins like this app's
+    return f"{app}_i-{j:08x}{n:09x}"
+
+
+def _user_data(app: str) -> str:
+    script = (f"#!/bin/bash\necho ECS_CLUSTER=other >> /etc/ecs/ecs.config\n"
+              f"aws s3 cp s3://other-bucket/ecsconfigs/{app}_ecs.config /tmp/ecs.config\n")
+    return base64.b64encode(script.encode()).decode()
+
+
+def _tasks(a: DcpAccount, j: int, public_key: str) -> Iterator[tuple[int, Callable[[], Any]]]:
+    """The work of clutter unit ``j``: (requests it sends, the call)."""
+    iam, s3, cw, logs = a.client("iam"), a.client("s3"), a.client("cloudwatch"), a.client("logs")
+    ec2, sqs, ecs = a.client("ec2"), a.client("sqs"), a.client("ecs")
+    tag = f"{j:04d}"
+    for n in range(PER_K["roles"]):
+        yield 1, partial(iam.create_role, RoleName=f"OtherLab{tag}Role{n}",
+                         AssumeRolePolicyDocument=trust_policy("ec2.amazonaws.com"))
+    for n in range(PER_K["buckets"]):
+        yield 1, partial(s3.create_bucket, Bucket=f"otherlab-{a.account_id}-{tag}-{n}")
+    for n in range(PER_K["alarms"]):
+        yield 1, partial(
+            cw.put_metric_alarm, AlarmName=_alarm_name(j, n), MetricName="CPUUtilization", Namespace="AWS/EC2", Statistic="Maximum",
+            Period=60, EvaluationPeriods=15, Threshold=1, ComparisonOperator="LessThanThreshold")
+    for n in range(PER_K["log_groups"]):
+        yield 1, partial(logs.create_log_group, logGroupName=f"OtherLab{tag}_{n}")
+    for n in range(PER_K["security_groups"]):
+        yield 1, partial(ec2.create_security_group, GroupName=f"otherlab-{tag}-{n}", Description="clutter",
+                         VpcId=a.vpc_id)
+    for n in range(PER_K["queues"]):
+        yield 1, partial(sqs.create_queue, QueueName=f"OtherLab{tag}Queue{n}")
+    for n in range(PER_K["clusters"]):
+        yield 1, partial(ecs.create_cluster, clusterName=f"otherlab-{tag}-{n}")
+    for n in range(PER_K["key_pairs"]):
+        yield 1, partial(ec2.import_key_pair, KeyName=f"otherlab-{tag}-{n}", PublicKeyMaterial=public_key.encode())
+    yield 1, partial(ec2.run_instances, ImageId=a.image_id, InstanceType="t3.micro", MinCount=PER_K["instances"],
+                     MaxCount=PER_K["instances"], SubnetId=a.subnets[0])
+    yield 2 * PER_K["fleets"] + 2, partial(_finished_fleets, a, j)
+
+
+def _finished_fleets(a: DcpAccount, j: int) -> None:
+    """Five fleets of another app, each fulfilled with one instance, then cancelled with it terminated."""
+    ec2 = a.client("ec2")
+    doc = json.loads(a.fleet.read_text())
+    spec = dict(doc["LaunchSpecifications"][0], InstanceType="m5.large", SubnetId=a.subnets[0],
+                UserData=_user_data(f"OtherLab{j}"))
+    spec.pop("NetworkInterfaces", None)   # as the tests' own leftover fleets: moto ignores them anyway
+    ids = []
+    for _ in range(PER_K["fleets"]):
+        ids.append(ec2.request_spot_fleet(SpotFleetRequestConfig=dict(
+            doc, TargetCapacity=1, SpotPrice="0.10", LaunchSpecifications=[spec]))["SpotFleetRequestId"])
+    # Cancelled without TerminateInstances, then their instances terminated: moto deletes a fleet cancelled with
+    # TerminateInstances at once, while AWS lists it, cancelled, for 48 hours; this one stays listed (state
+    # cancelled_running in moto, which, like AWS's cancelled, is no fleet that can still run instances).
+    ec2.cancel_spot_fleet_requests(SpotFleetRequestIds=ids, TerminateInstances=False)
+    instances = [i["InstanceId"] for fid in ids
+                 for i in ec2.describe_spot_fleet_instances(SpotFleetRequestId=fid)["ActiveInstances"]]
+    if instances:
+        ec2.terminate_instances(InstanceIds=instances)
+
+
+_units = itertools.count()
+_ALREADY = {"EntityAlreadyExists", "BucketAlreadyOwnedByYou", "InvalidGroup.Duplicate",
+            "ResourceAlreadyExistsException", "InvalidKeyPair.Duplicate", "QueueAlreadyExists"}
+
+
+def _retrying(call: Callable[[], Any]) -> Callable[[], Any]:
+    """moto server now and then answers a burst of concurrent creates with an HTML 500 page (botocore's
+    ResponseParserError, which its retries do not cover): ask again; a create that had gone through then
+    says so (already exists), which is what was wanted."""
+    def run() -> Any:
+        for attempt in range(4):
+            try:
+                return call()
+            except Exception as e:
+                code = str((getattr(e, "response", None) or {}).get("Error", {}).get("Code", ""))
+                if attempt and code in _ALREADY:
+                    return None
+                if attempt == 3 or not (type(e).__name__ == "ResponseParserError" or code in ("500", "InternalError")):
+                    raise
+        return None
+    return run
+
+
+def add_clutter(a: DcpAccount, k: int, *, threads: int = 24) -> Clutter:
+    """Add ``k`` units of clutter to the account (each unit's names are new, so it can be called again)."""
+    import time
+
+    start = time.monotonic()
+    public_key = ssh_keypair()[1]
+    tasks = [t for _ in range(k) for t in _tasks(a, next(_units), public_key)]
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="clutter") as pool:
+        for f in [pool.submit(_retrying(call)) for _, call in tasks]:
+            f.result()
+    return Clutter(k, sum(n for n, _ in tasks), time.monotonic() - start)
