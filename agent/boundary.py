@@ -134,6 +134,21 @@ def describe(prog: str, exc: Exception, *, verbose: bool = False) -> tuple[str, 
                  "please report it)"), EXIT_INTERNAL
 
 
+def quiet_threads(prog: str, verbose: bool = False) -> None:
+    """A worker thread's uncaught exception goes to the error log, not onto the terminal (its caller sees
+    its effect: a read that never answered, a step that failed); with ``verbose`` it is printed as well."""
+    import threading
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_value is None or isinstance(args.exc_value, SystemExit):
+            return
+        keep_traceback(f"{prog}-thread", args.exc_value)
+        if verbose:
+            traceback.print_exception(args.exc_value, file=sys.stderr)
+
+    threading.excepthook = hook
+
+
 def guard(prog: str, fn: Callable[[], int], *, verbose: bool = False,
           interrupted: Callable[[], str] | None = None) -> int:
     """Run ``fn`` and turn anything it raises into one line on stderr and an exit status.
@@ -141,6 +156,7 @@ def guard(prog: str, fn: Callable[[], int], *, verbose: bool = False,
     ``interrupted`` says, on Ctrl-C, what had been done by then (fix lists its changes)."""
     tolerant_streams()
     verbose = verbose or os.environ.get("DCP_DEBUG") == "1"
+    quiet_threads(prog, verbose)
     try:
         return fn()
     except KeyboardInterrupt:

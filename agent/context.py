@@ -27,6 +27,13 @@ BOTO_CONFIG: dict[str, Any] = {
 }
 
 
+def import_aws_libraries() -> None:
+    """Import boto3 and botocore in the calling thread, before threads need them: two threads importing one
+    module at once can see it half-initialised (ImportError "cannot import name 'Config'", seen in CI)."""
+    import botocore.config
+    import botocore.session  # noqa: F401
+
+
 class Context:
     def __init__(self, settings: Settings, *, config: Path | None = None, fleet: Path | None = None,
                  job: Path | None = None) -> None:
@@ -104,6 +111,7 @@ class Context:
             for key, service, retries in keys:
                 self._create(key, service, self.region, session="operator", unsigned=False, retries=retries)
 
+        import_aws_libraries()
         threading.Thread(target=make, daemon=True, name="warm-clients").start()
 
     @staticmethod
@@ -112,12 +120,12 @@ class Context:
 
     def _create(self, key: tuple[str, str, str], service: str, region: str, *, session: str, unsigned: bool,
                 retries: int | None) -> None:
-        from botocore.config import Config
-
-        from agent.facts import aws
-
         fut = self._clients[key]
         try:
+            from botocore.config import Config
+
+            from agent.facts import aws
+
             with self._create_lock:   # botocore sessions are not thread-safe
                 sess = aws.operator_session(self) if session == "operator" else aws.config_session(self)
                 extra: dict[str, Any] = {}

@@ -19,7 +19,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from graphlib import TopologicalSorter
 
-from agent.context import BOTO_CONFIG, Context
+from agent.context import BOTO_CONFIG, Context, import_aws_libraries
 from agent.facts import aws
 from agent.facts.core import AwsError, translate
 from agent.model import UNCHECKED_PREFIX, Finding, Result, RunOutcome, Skip, Status
@@ -136,6 +136,7 @@ def run(selection: Selection | list[Check], ctx: Context, *, timeout: float | No
 
     services = {a.split(":", 1)[0] for c in checks for a in c.actions}
     if services:
+        import_aws_libraries()             # before the threads below: see its docstring
         ctx.facts.prefetch(aws.identity)   # the first read: most AWS reads and verdicts depend on it
         ctx.warm_clients([SERVICES[p] for p in SERVICES if p in services])
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check")

@@ -77,3 +77,23 @@ def test_no_writable_log_directory_still_gives_one_line(monkeypatch: pytest.Monk
     assert guard("x", _raise(ValueError("boom"))) == 70
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and "no log could be written" in err
+
+
+def test_a_worker_threads_crash_goes_to_the_log_not_the_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 capfd: pytest.CaptureFixture[str]) -> None:
+    import threading
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(threading, "excepthook", threading.excepthook)   # restored after the test
+
+    def run() -> int:
+        t = threading.Thread(target=lambda: (_ for _ in ()).throw(ImportError("cannot import name 'Config'")))
+        t.start()
+        t.join()
+        return 0
+
+    assert guard("dcp-agent", run) == 0
+    out, err = capfd.readouterr()
+    assert "Traceback" not in out + err and err == ""
+    logs = list((tmp_path / "dcp-agent" / "errors").glob("dcp-agent-thread-*.log"))
+    assert len(logs) == 1 and "cannot import name 'Config'" in logs[0].read_text()
