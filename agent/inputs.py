@@ -76,20 +76,29 @@ def operator_network(value: str, *, flag: str = "--ssh-cidr",
 
 
 def endpoint_url(value: str, *, name: str = "--endpoint") -> str:
-    """An endpoint override (an emulator, a VPC endpoint): http(s)://host[:port] with nothing after it but /."""
+    """An endpoint override (an emulator, a VPC endpoint): "" (AWS itself), or http(s)://host[:port] with nothing
+    after it; returned as scheme://host[:port]."""
     import urllib.parse
 
-    shown = value if len(value) <= 60 else value[:59] + "…"
+    text = value.strip()
+    if not text:
+        return ""
+    shown = text if len(text) <= 60 else text[:59] + "…"
+    example = f"e.g. {name} http://127.0.0.1:5000"
     try:
-        parts = urllib.parse.urlsplit(value)
+        parts = urllib.parse.urlsplit(text)
         port = parts.port
     except ValueError:
-        raise ValueError(f"{name} {shown!r} is not a URL such as http://127.0.0.1:5000") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{name} {shown!r} is not an http(s) URL such as http://127.0.0.1:5000")
-    if parts.path not in ("", "/") or parts.query or parts.fragment or port == 0:
-        raise ValueError(f"{name} {shown!r}: give scheme, host and port only (e.g. http://127.0.0.1:5000)")
-    return value
+        raise ValueError(f"{name} {shown!r} is not a URL with a valid port ({example})") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"{name} {shown!r} is not an http:// or https:// URL ({example})")
+    if not parts.hostname:
+        raise ValueError(f"{name} {shown!r} names no host ({example})")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"{name} {shown!r}: give only scheme://host[:port], no path, query or user ({example})")
+    if port == 0:
+        raise ValueError(f"{name} {shown!r}: port 0 is not a port ({example})")
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def endpoint_environment(environ: dict[str, str] | None = None) -> None:

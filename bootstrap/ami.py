@@ -124,17 +124,11 @@ def ec2_client(region: str, endpoint: str = "") -> Any:
 
 def check_region(region: str) -> str:
     """``--region`` by agent.inputs' rule, as a BuildError."""
-    try:
-        return awsclient.region(region)
-    except UserError as e:
-        raise BuildError(str(e)) from None
+    return awsclient.region(region, error=BuildError)
 
 
 def check_endpoint(endpoint: str) -> str:
-    try:
-        return awsclient.endpoint(endpoint)
-    except UserError as e:
-        raise BuildError(str(e)) from None
+    return awsclient.endpoint(endpoint, error=BuildError)
 
 
 def check_inputs(cfg: BuildConfig) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import sys
 import threading
-import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
@@ -87,37 +86,22 @@ def waiter_config(timeout: float, poll: float) -> dict[str, int]:
 
 # -- inputs -------------------------------------------------------------------------------------------------
 
-def region(given: str) -> str:
-    """``--region`` (or the AWS configuration's region) as a valid region name; one line (UserError) if not."""
+def region(given: str, error: type[UserError] = UserError) -> str:
+    """``--region`` (or the AWS configuration's region) as a valid region name; one line (``error``) if not."""
     value = given or default_region()
     where = "--region" if given else "the AWS configuration's region"
     try:
         return inputs.region(value, where=where) if value else inputs.region(value)   # none: NO_REGION's words
     except ValueError as e:
-        raise UserError(str(e)) from None
+        raise error(str(e)) from None
 
 
-def endpoint(text: str, flag: str = "--endpoint") -> str:
-    """``--endpoint``: empty (AWS itself), or http(s)://host[:port] with nothing after it; one line if not."""
-    value = text.strip()
-    if not value:
-        return ""
-    shown = value if len(value) <= 60 else value[:59] + "…"
-    example = f"e.g. {flag} http://127.0.0.1:5000"
+def endpoint(text: str, flag: str = "--endpoint", error: type[UserError] = UserError) -> str:
+    """``--endpoint`` by agent.inputs' rule: empty (AWS itself), or http(s)://host[:port]; one line if not."""
     try:
-        parts = urllib.parse.urlsplit(value)
-        port = parts.port
-    except ValueError:
-        raise UserError(f"{flag} {shown!r} is not a URL with a valid port ({example})") from None
-    if parts.scheme not in ("http", "https"):
-        raise UserError(f"{flag} {shown!r} is not an http:// or https:// URL ({example})")
-    if not parts.hostname:
-        raise UserError(f"{flag} {shown!r} names no host ({example})")
-    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password:
-        raise UserError(f"{flag} {shown!r}: give only scheme://host[:port], no path, query or user ({example})")
-    if port == 0:
-        raise UserError(f"{flag} {shown!r}: port 0 is not a port ({example})")
-    return f"{parts.scheme}://{parts.netloc}"
+        return inputs.endpoint_url(text, name=flag)
+    except ValueError as e:
+        raise error(str(e)) from None
 
 
 # -- failures -----------------------------------------------------------------------------------------------

@@ -626,17 +626,11 @@ def find_nodes(ec2: Any, which: str = "", states: list[str] | None = None) -> li
 
 
 def _region(region: str) -> str:
-    try:
-        return awsclient.region(region)
-    except UserError as e:
-        raise NodeError(str(e)) from None
+    return awsclient.region(region, error=NodeError)
 
 
 def _endpoint(endpoint: str) -> str:
-    try:
-        return awsclient.endpoint(endpoint)
-    except UserError as e:
-        raise NodeError(str(e)) from None
+    return awsclient.endpoint(endpoint, error=NodeError)
 
 
 def _client(region: str, endpoint: str) -> Any:

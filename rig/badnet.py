@@ -18,21 +18,37 @@ Each is a real HTTP server on 127.0.0.1; nothing here leaves the machine.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 
 from rig.ports import SilentListener, free_port
 from rig.proxy import LoopbackServer, QuietHandler, ask_upstream, read_body, reply, send
 
-__all__ = ["MODES", "FailingEndpoint", "SilentListener", "refusing"]
+__all__ = ["KINDS", "MODES", "FailingEndpoint", "SilentListener", "refusing", "stand_in"]
 
 MODES = ("html500", "slowdown", "throttling")
+KINDS = ("refusing", "silent", *MODES)   # every way an endpoint can fail to answer, for the degraded tests
 
 
 def refusing() -> str:
     """An endpoint URL on which nothing listens."""
     return f"http://127.0.0.1:{free_port()}"
+
+
+@contextlib.contextmanager
+def stand_in(kind: str) -> Iterator[str]:
+    """The URL of a loopback endpoint that fails as ``kind`` (one of KINDS), for as long as the block runs."""
+    if kind == "refusing":
+        yield refusing()
+    elif kind == "silent":
+        with SilentListener() as silent:
+            yield silent.url
+    else:
+        with FailingEndpoint(kind) as failing:
+            yield failing.url
 
 
 def _answer(mode: str, handler: BaseHTTPRequestHandler, body: bytes) -> tuple[int, dict[str, str], bytes]:

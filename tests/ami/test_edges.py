@@ -21,7 +21,7 @@ import pytest
 
 from bootstrap import ami, awsclient
 from bootstrap.ami import BuildError, parse_cidrs
-from rig.badnet import FailingEndpoint, SilentListener, refusing
+from rig.badnet import KINDS, FailingEndpoint, SilentListener, stand_in
 from rig.moto_server import MotoServer
 from rig.nodes import emulator_env
 
@@ -48,18 +48,11 @@ def invoke(*argv: str, env: dict[str, str] | None = None, timeout: float = 120) 
     return Ran(list(argv), p.returncode, p.stdout, p.stderr, time.monotonic() - start)
 
 
-@pytest.fixture(params=["refusing", "silent", "html500", "slowdown", "throttling"])
+@pytest.fixture(params=KINDS)
 def badnet(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
     """(mode, endpoint URL) of a loopback stand-in for an AWS that does not answer usefully."""
-    mode = request.param
-    if mode == "refusing":
-        yield mode, refusing()
-    elif mode == "silent":
-        with SilentListener() as silent:
-            yield mode, silent.url
-    else:
-        with FailingEndpoint(mode) as failing:
-            yield mode, failing.url
+    with stand_in(request.param) as url:
+        yield request.param, url
 
 
 def expected_cause(mode: str, url: str) -> str:

@@ -25,7 +25,7 @@ import pytest
 from bootstrap import awsclient
 from bootstrap.ami import PROJECT
 from bootstrap.node import counterpart
-from rig.badnet import FailingEndpoint, SilentListener, refusing
+from rig.badnet import KINDS, FailingEndpoint, SilentListener, refusing, stand_in
 from rig.moto_server import MotoServer
 from rig.nodes import emulator_env, launch_node_options, run_invoke
 from rig.ports import free_port
@@ -36,17 +36,11 @@ INVOKE = str(Path(sys.executable).parent / "invoke")
 BOUND = awsclient.CALL_BOUND + 15        # the first unanswered call's bound, start-up and slack
 
 
-@pytest.fixture(params=["refusing", "silent", "html500", "slowdown", "throttling"])
+@pytest.fixture(params=KINDS)
 def badnet(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
-    mode = request.param
-    if mode == "refusing":
-        yield mode, refusing()
-    elif mode == "silent":
-        with SilentListener() as silent:
-            yield mode, silent.url
-    else:
-        with FailingEndpoint(mode) as failing:
-            yield mode, failing.url
+    """(mode, endpoint URL) of a loopback stand-in for an AWS that does not answer usefully."""
+    with stand_in(request.param) as url:
+        yield request.param, url
 
 
 @pytest.fixture

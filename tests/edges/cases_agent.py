@@ -136,7 +136,7 @@ CASES = [
     Case("agent-fix-config-directory", [*FIX, "--config", "{tmp}"], 2, "is a directory"),
     # -- the environment -----------------------------------------------------------------------------------
     Case("agent-endpoint-not-a-url", CHECK, 2, "AWS_ENDPOINT_URL", env={"AWS_ENDPOINT_URL": "not-a-url"}),
-    Case("agent-endpoint-ftp", CHECK, 2, "http(s) URL", env={"AWS_ENDPOINT_URL": "ftp://127.0.0.1:21"}),
+    Case("agent-endpoint-ftp", CHECK, 2, "http:// or https:// URL", env={"AWS_ENDPOINT_URL": "ftp://127.0.0.1:21"}),
     Case("agent-endpoint-bad-port", [*FIX], 2, "not a URL", env={"AWS_ENDPOINT_URL": "http://127.0.0.1:port"}),
     Case("agent-endpoint-service-junk", FLEET, 2, "AWS_ENDPOINT_URL_EC2",
          env={"AWS_ENDPOINT_URL_EC2": "http://[::1"}),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from rig.badnet import MODES, FailingEndpoint, SilentListener, ThrottlingProxy, refusing
+from rig.badnet import KINDS, ThrottlingProxy, refusing, stand_in
 from rig.moto_server import MotoServer
 from rig.quota_stub import QuotaStub
 from rig.seed import DcpAccount, seed_healthy_account
@@ -25,7 +25,6 @@ AGENT = str(Path(sys.executable).parent / "dcp-agent")
 # login --refresh: the check's bound (its budget is the login timeout less 10 s).
 BOUND = {"check": 20.0, "check --json": 20.0, "fix": 20.0, "fix --apply --yes": 20.0, "fleet": 30.0,
          "login --refresh": 25.0}
-KINDS = ("refused", "silent", *MODES)
 
 
 @pytest.fixture(scope="module")
@@ -37,15 +36,8 @@ def acct(moto: MotoServer, quotas: QuotaStub, tmp_path_factory: pytest.TempPathF
 
 @pytest.fixture(scope="module", params=KINDS)
 def endpoint(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
-    kind = request.param
-    if kind == "refused":
-        yield kind, refusing()
-    elif kind == "silent":
-        with SilentListener() as s:
-            yield kind, s.url
-    else:
-        with FailingEndpoint(kind) as f:
-            yield kind, f.url
+    with stand_in(request.param) as url:
+        yield request.param, url
 
 
 def _run(acct: DcpAccount, url: str, command: str, tmp: Path) -> tuple[subprocess.CompletedProcess[str], float]:
@@ -69,7 +61,7 @@ def test_no_answer_is_never_ready(acct: DcpAccount, endpoint: tuple[str, str], t
         d.mkdir()
     with ThreadPoolExecutor(len(BOUND)) as pool:
         ran = dict(zip(BOUND, pool.map(lambda c: _run(acct, url, c, dirs[c]), BOUND), strict=True))
-    expected = {"refused": "could not connect to http://127.0.0.1:", "silent": "no answer from http://127.0.0.1:",
+    expected = {"refusing": "could not connect to http://127.0.0.1:", "silent": "no answer from http://127.0.0.1:",
                 "html500": "answered HTTP 500", "slowdown": "SlowDown", "throttling": "throttling"}[kind]
     for command, (p, took) in ran.items():
         argv, tmp = command.split(), dirs[command]
