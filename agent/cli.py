@@ -75,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     po.add_argument("--fix", action="store_true", help="the policy 'dcp-agent fix --apply' needs instead")
     lg = sub.add_parser("login", help="what the login hook runs (see the README)")
     lg.add_argument("--refresh", action="store_true", help="run the checks and rewrite the login summary cache")
+    from agent.status.cli import add_parsers as add_status_parsers  # status, requeue (agent/status/cli.py)
+
+    add_status_parsers(sub)
     return p
 
 
@@ -135,6 +138,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     ctx = Context(s, config=args.config, fleet=args.fleet, job=args.job)
     outcome = run(selection, ctx)
+    outcome.project = ctx.recognised.as_dict()
     try:
         if args.json:
             sys.stdout.write(as_json(outcome) + "\n")
@@ -219,6 +223,10 @@ def _dispatch(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.command is None:
         raise UsageError("say what to do: check, fix, fleet, list, policy or login (see 'dcp-agent --help')")
+    if args.command in ("status", "requeue"):
+        from agent.status.cli import run_command
+
+        return run_command(args)
     handler = {"check": cmd_check, "fix": cmd_fix, "fleet": cmd_fleet, "list": cmd_list, "policy": cmd_policy,
                "login": cmd_login}[args.command]
     return handler(args)

@@ -13,7 +13,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from agent import dcpconfig, fleetfile
+from agent import dcpconfig, flavours, fleetfile
 from agent.facts.core import FactCache
 from agent.inputs import REGION_RE
 from agent.settings import Settings
@@ -39,7 +39,11 @@ class Context:
                  job: Path | None = None) -> None:
         self.settings = settings
         self.config_path = config or settings.config_path
-        self.config = dcpconfig.load(self.config_path)
+        # Which Distributed-* project's rules judge this clone (the settings' project, else its worker file or
+        # origin, else DCP's): every rule that differs between them reads ctx.flavour.
+        self.recognised = flavours.recognise(settings.dcp_clone, settings.project)
+        self.flavour = self.recognised.flavour
+        self.config = dcpconfig.load(self.config_path, self.flavour)
         fleet_path = fleet or settings.fleet
         self.fleet = fleetfile.load(fleet_path) if fleet_path else None
         job_path = job or settings.job
@@ -87,7 +91,7 @@ class Context:
     def buckets(self) -> dict[str, str]:
         """The buckets config.py names: role -> bucket name."""
         out: dict[str, str] = {}
-        for role in ("AWS_BUCKET", "SOURCE_BUCKET", "WORKSPACE_BUCKET", "DESTINATION_BUCKET"):
+        for role in self.flavour.buckets:
             value = self.config.get(role)
             if isinstance(value, str) and value:
                 out[role] = value

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent import flavours
+
 MAX_SIZE = 100_000  # the largest string/list a config expression may build
 
 
@@ -23,25 +25,11 @@ class _Unknown:
 
 UNKNOWN: Any = _Unknown()
 
-# run.py fills these in when config.py lacks them (run.py L13–24 at DCP HEAD 17388b3). SOURCE_BUCKET and
-# WORKSPACE_BUCKET default to 'False' there too: see _worker_buckets for what the worker then uses.
-BACKFILLED = {
-    "UPLOAD_FLAGS": "", "UPDATE_PLUGINS": "False", "CREATE_DASHBOARD": "False", "CLEAN_DASHBOARD": "False",
-    "AUTO_MONITOR": "False", "REQUIREMENTS_FILE": False, "ALWAYS_CONTINUE": "False", "JOB_RETRIES": 10,
-    "ASSIGN_IP": "True",
-}
-# The names run.py reads on every path without a default (SSH_KEY_NAME is not one: run.py never reads it).
-# DESTINATION_BUCKET is read only when SOURCE_BUCKET is sent, and is backfilled otherwise (_worker_buckets).
-REQUIRED = (
-    "APP_NAME", "DOCKERHUB_TAG", "AWS_REGION", "AWS_PROFILE", "AWS_BUCKET",
-    "DESTINATION_BUCKET", "ECS_CLUSTER", "CLUSTER_MACHINES", "TASKS_PER_MACHINE", "MACHINE_TYPE",
-    "MACHINE_PRICE", "EBS_VOL_SIZE", "DOWNLOAD_FILES", "DOCKER_CORES", "CPU_SHARES", "MEMORY",
-    "SECONDS_TO_START", "SQS_QUEUE_NAME", "SQS_MESSAGE_VISIBILITY", "SQS_DEAD_LETTER_QUEUE",
-    "CHECK_IF_DONE_BOOL", "EXPECTED_NUMBER_FILES", "MIN_FILE_SIZE_BYTES", "NECESSARY_STRING",
-    "USE_PLUGINS", "LOG_GROUP_NAME",
-)
+# DCP's own rules (run.py at 17388b3); each project's are its row in agent.flavours, which these name.
+BACKFILLED = dict(flavours.CELLPROFILER.backfilled)
+REQUIRED = flavours.CELLPROFILER.required
 # Read by run.py's task definition only when USE_PLUGINS.lower() == 'true' (a NameError without them).
-PLUGIN_REQUIRED = ("PLUGINS_COMMIT", "INSTALL_REQUIREMENTS", "REQUIREMENTS")
+PLUGIN_REQUIRED = flavours.CELLPROFILER.conditional[0][1]
 
 
 def _off(value: Any) -> bool:
@@ -133,13 +121,18 @@ class DcpConfig:
         return default if value is UNKNOWN else value
 
     unsent: dict[str, Any] = field(default_factory=dict)  # set in config.py, but never reaches the worker
+    flavour: flavours.Flavour = flavours.DEFAULT          # whose run.py the names are judged by
 
     @property
     def missing(self) -> list[str]:
-        missing = [n for n in REQUIRED if n not in self.values]
-        plugins = self.values.get("USE_PLUGINS")
-        if isinstance(plugins, str) and plugins.lower() == "true":
-            missing += [n for n in PLUGIN_REQUIRED if n not in self.values]
+        """The names this project's run.py needs that config.py does not set: its required names, the
+        back-filled ones whose default crashes, and those a flag set to 'True' makes required."""
+        f = self.flavour
+        missing = [n for n in (*f.required, *f.crashing_defaults) if n not in self.values]
+        for flag, names in f.conditional:
+            value = self.values.get(flag)
+            if isinstance(value, str) and value.lower() == "true":
+                missing += [n for n in names if n not in self.values]
         return missing
 
 
@@ -157,8 +150,8 @@ def _assign(names: dict[str, Any], target: ast.expr, value: Any, line: int, prob
         problems.append(f"line {line}: assignment to {type(target).__name__} is not evaluated")
 
 
-def parse(source: str, path: Path | None = None) -> DcpConfig:
-    cfg = DcpConfig(path)
+def parse(source: str, path: Path | None = None, flavour: flavours.Flavour = flavours.DEFAULT) -> DcpConfig:
+    cfg = DcpConfig(path, flavour=flavour)
     try:
         tree = ast.parse(source, filename=str(path or "config.py"))
     except SyntaxError as e:
@@ -201,14 +194,17 @@ def parse(source: str, path: Path | None = None) -> DcpConfig:
             cfg.problems.append(f"line {line}: expression too deeply nested")
         except (TypeError, ValueError, OverflowError, ArithmeticError, MemoryError) as e:  # a last line of defence
             cfg.problems.append(f"line {line}: {e.__class__.__name__}")
-    for name, default in BACKFILLED.items():
-        names.setdefault(name, default)
-    req_file = names["REQUIREMENTS_FILE"]   # run.py: if REQUIREMENTS_FILE: REQUIREMENTS = REQUIREMENTS_FILE
-    if req_file is UNKNOWN:
-        names.setdefault("REQUIREMENTS", UNKNOWN)
-    elif req_file:
-        names["REQUIREMENTS"] = req_file
-    _worker_buckets(names, cfg.unsent)
+    for name, default in flavour.backfilled.items():
+        if name not in flavour.crashing_defaults:   # those K01 reports missing instead
+            names.setdefault(name, default)
+    if "REQUIREMENTS_FILE" in flavour.backfilled:
+        req_file = names["REQUIREMENTS_FILE"]   # run.py: if REQUIREMENTS_FILE: REQUIREMENTS = REQUIREMENTS_FILE
+        if req_file is UNKNOWN:
+            names.setdefault("REQUIREMENTS", UNKNOWN)
+        elif req_file:
+            names["REQUIREMENTS"] = req_file
+    if flavour.worker_buckets:
+        _worker_buckets(names, cfg.unsent)
     cfg.values = names
     return cfg
 
@@ -230,15 +226,15 @@ def _worker_buckets(names: dict[str, Any], unsent: dict[str, Any]) -> None:
         names["WORKSPACE_BUCKET"] = names["SOURCE_BUCKET"]
 
 
-def load(path: Path) -> DcpConfig:
+def load(path: Path, flavour: flavours.Flavour = flavours.DEFAULT) -> DcpConfig:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return DcpConfig(path, error=f"{path} does not exist")
+        return DcpConfig(path, error=f"{path} does not exist", flavour=flavour)
     except OSError as e:
-        return DcpConfig(path, error=f"cannot read {path}: {e.strerror}")
+        return DcpConfig(path, error=f"cannot read {path}: {e.strerror}", flavour=flavour)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        return DcpConfig(path, error=f"{path} is not UTF-8 text")
-    return parse(text, path)
+        return DcpConfig(path, error=f"{path} is not UTF-8 text", flavour=flavour)
+    return parse(text, path, flavour)

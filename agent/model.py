@@ -83,6 +83,8 @@ UNCHECKED_PREFIX = "not checked: "      # a dependent's skip because its prerequ
 class RunOutcome:
     results: list[Result]
     duration_ms: int
+    # Which Distributed-* project's rules judged the run (agent.flavours.Recognised), when the caller says.
+    project: dict[str, str] | None = None
 
     def count(self, status: Status) -> int:
         return sum(1 for r in self.results if r.status == status)

@@ -19,9 +19,22 @@ JSON_VERSION = 2   # 2: status "unknown", "verdict", "cause" and "exit_status"
 def as_json(outcome: RunOutcome) -> str:
     summary: dict[str, object] = {s.value: outcome.count(s) for s in Status}
     summary["duration_ms"] = outcome.duration_ms
-    return json.dumps({"version": JSON_VERSION, "verdict": str(outcome.verdict), "cause": outcome.cause,
-                       "exit_status": outcome.exit_status, "checks": [r.as_json() for r in outcome.results],
-                       "summary": summary}, indent=2, ensure_ascii=False)
+    doc: dict[str, object] = {"version": JSON_VERSION, "verdict": str(outcome.verdict), "cause": outcome.cause,
+                              "exit_status": outcome.exit_status}
+    if outcome.project is not None:   # {"key", "name", "commit", "how"}: whose rules judged the run
+        doc["project"] = outcome.project
+    doc.update({"checks": [r.as_json() for r in outcome.results], "summary": summary})
+    return json.dumps(doc, indent=2, ensure_ascii=False)
+
+
+def project_line(outcome: RunOutcome) -> str:
+    """One line naming the project whose rules judged the run ("" when the caller did not say)."""
+    p = outcome.project
+    if not p:
+        return ""
+    how = {"settings": "as the settings say (project)", "default": "by default",
+           "origin": "from the clone's origin remote"}.get(p["how"], f"from the clone's {p['how']}")
+    return f"judged as {p['name']} (rules read at {p['commit'][:7]}), {how}"
 
 
 def _n(count: int, word: str) -> str:
@@ -49,8 +62,9 @@ def summary_line(outcome: RunOutcome) -> str:
         if not passed and not warns:
             seen = "nothing was checked"
         return f"could not check: {outcome.cause} ({missing} not checked; {seen}) in {secs:.1f} s"
+    who = "DCP" if not outcome.project or outcome.project["key"] == "cellprofiler" else outcome.project["name"]
     if fails == 0 and warns == 0:
-        return f"ready for DCP: {passed} checks passed in {secs:.1f} s"
+        return f"ready for {who}: {passed} checks passed in {secs:.1f} s"
     parts = []
     if fails:
         parts.append(_n(fails, "problem"))
@@ -58,7 +72,7 @@ def summary_line(outcome: RunOutcome) -> str:
         parts.append(_n(warns, "warning"))
     if missing:
         parts.append(f"{missing} not checked")
-    head = "not ready for DCP" if fails else "ready for DCP, with"
+    head = f"not ready for {who}" if fails else f"ready for {who}, with"
     return f"{head}: {', '.join(parts)} ({passed} passed) in {secs:.1f} s"
 
 
@@ -114,6 +128,8 @@ def render(outcome: RunOutcome, *, verbose: bool = False, stream: IO[str] | None
         console.print(f"\n[{STYLE[Status.UNKNOWN]}]?[/] {escape(unchecked)}")
         console.print("      [dim]fix:[/dim] check the network to AWS (and the endpoint, proxy and region settings), "
                       "then run again; 'dcp-agent check -v' lists each check")
+    if project_line(outcome):
+        console.print(f"\n[dim]{escape(project_line(outcome))}[/dim]")
     style = ("red" if fails else STYLE[Status.UNKNOWN] if outcome.verdict == Verdict.COULD_NOT_CHECK
              else "yellow" if outcome.count(Status.WARN) else "green")
     console.print(f"\n[bold {style}]{escape(summary_line(outcome))}[/]")

@@ -36,6 +36,7 @@ class Settings:
     python: str = ""                     # the interpreter DCP runs with
     repo_url: str = ""                   # where the clone should come from (bootstrap records it)
     ssh_cidr: str = ""                   # the operator's address for fix's SSH rule (else --ssh-cidr, $SSH_CONNECTION)
+    project: str = ""                    # which Distributed-* project the clone is (agent.flavours); else recognised
     check_timeout: float = 10.0          # seconds per check
     budget: float = 30.0                 # seconds for the whole run
     enable: list[str] = field(default_factory=list)       # opt-in checks, e.g. ["N10"]
@@ -72,6 +73,15 @@ def _apply(s: Settings, doc: dict[str, Any], source: Path) -> None:
             if not isinstance(value, str):
                 raise SettingsError(f"{where} must be a string")
             setattr(s, key, value)
+        elif key == "project":
+            from agent import flavours
+
+            try:
+                s.project = flavours.by_key(value).key if isinstance(value, str) else ""
+            except KeyError:
+                s.project = ""
+            if not s.project:
+                raise SettingsError(f"{where} must be one of {', '.join(flavours.FLAVOURS)} (got {value!r})")
         elif key in _NUMBERS:
             # Below a second no AWS read can answer: every check would be "not run", which says nothing.
             if isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value <= 3600:
@@ -100,6 +110,7 @@ def _apply(s: Settings, doc: dict[str, Any], source: Path) -> None:
 def load(path: Path | None = None) -> Settings:
     """System file, then user file (or ``path``); a broken file raises SettingsError."""
     s = Settings()
+    given: set[str] = set()
     candidates = [SYSTEM_FILE, path] if path else [SYSTEM_FILE, user_file()]
     for source in candidates:
         if source is None:
@@ -125,4 +136,9 @@ def load(path: Path | None = None) -> Settings:
             raise SettingsError(f"{source} is not valid TOML ({e}); fix or remove it") from None
         _apply(s, doc, source)
         s.sources.append(source)
+        given |= set(doc)
+    if s.project and "dcp_clone" not in given:   # a sibling's clone is where its own Step 0 puts it
+        from agent import flavours
+
+        s.dcp_clone = Path.home() / flavours.by_key(s.project).name
     return s

@@ -6,6 +6,7 @@ from agent import gates
 from agent.context import REGION_RE, Context
 from agent.facts import aws, local
 from agent.facts.core import code_of
+from agent.flavours import LAYOUT_NAMES
 from agent.model import Finding, Severity, Skip, fail, ok, warn
 from agent.registry import check
 
@@ -85,33 +86,83 @@ def profile_section(ctx: Context) -> Finding:
     profile = ctx.config_profile()
     files = local.aws_files(ctx)
     section = files.profile_section(profile)
+    if "session" in ctx.flavour.credential_layouts:
+        # boto3.Session(profile_name=AWS_PROFILE) finds the profile in either file; run.py parses neither.
+        if section is not None:
+            return ok(f"[{section}] in {files.config_file}")
+        if files.credentials.has_section(profile):
+            return ok(f"[{profile}] in {files.credentials_file}")
+        return fail(f"neither {files.config_file} nor {files.credentials_file} has a [{profile}] profile: "
+                    f"{ctx.flavour.name}'s run.py stops with ProfileNotFound", CONFIGURE.format(p=_pflag(profile)))
     if section is None:
         return fail(f"{files.config_file} has no [{profile}] or [profile {profile}] section; run.py stops "
                     "with 'Problem handling profile'", CONFIGURE.format(p=_pflag(profile)))
     return ok(f"[{section}] in {files.config_file}")
 
 
+TEMPORARY_SOURCES = ("role_arn", "credential_process", "sso_session", "sso_start_url", "web_identity_token_file")
+
+
+def _session_layout(ctx: Context) -> local.Layout:
+    """What boto3.Session(profile_name=AWS_PROFILE).get_credentials() hands on as key and secret (no token): the
+    profile's own keys (config section first, as botocore reads them), else 'temporary' when the profile gets
+    its credentials some other way (a role, SSO, a process), else 'none'."""
+    profile = ctx.config_profile()
+    files = local.aws_files(ctx)
+    section = files.profile_section(profile)
+    conf = dict(files.config.items(section)) if section else {}
+    if any(k in conf for k in TEMPORARY_SOURCES):
+        return local.Layout("temporary", {}, section)
+    if "aws_access_key_id" in conf and "aws_secret_access_key" in conf:
+        return local.Layout("session", conf, section)
+    if files.credentials.has_section(profile):
+        keys = dict(files.credentials.items(profile))
+        if "aws_access_key_id" in keys and "aws_secret_access_key" in keys:
+            return local.Layout("session", keys, section or profile)
+    return local.Layout("none", {}, section or (profile if files.credentials.has_section(profile) else None))
+
+
 def _layout(ctx: Context) -> local.Layout:
-    layout = local.credential_layout(ctx)
+    """The credential layout of config.AWS_PROFILE as this project's run.py reads it."""
+    session = "session" in ctx.flavour.credential_layouts
+    layout = _session_layout(ctx) if session else local.credential_layout(ctx)
     if layout.section is None:
         raise Skip("no profile section (see aws.profile-section)")
+    if not session and layout.kind not in ctx.flavour.credential_layouts:
+        return local.Layout("none", {}, layout.section)
     return layout
 
 
 @check("C04", "aws.credential-layout", "DCP can hand these credentials to its workers", Severity.BLOCKER,
        needs=(profile_section,), provides=gates.CREDENTIAL_LAYOUT)
 def credential_layout(ctx: Context) -> Finding:
-    layout = _layout(ctx).kind
+    found = _layout(ctx)
+    layout = found.kind
     profile = ctx.config_profile()
-    names = {"a": "role_arn (workers get the task role)", "b": "source_profile with keys",
-             "c": "keys inline in ~/.aws/config", "d": "[default] keys in ~/.aws/credentials"}
+    f = ctx.flavour
+    if layout == "temporary":
+        return fail(f"profile {profile!r} gets temporary credentials (a role, SSO or a process): {f.name}'s run.py "
+                    "hands the workers only boto3's access key and secret, without the session token (and no task "
+                    "role), so every worker call fails", f"give profile {profile!r} long-term IAM user keys "
+                    f"(aws configure{_pflag(profile)}) for {f.name}")
+    if layout == "none" and "session" in f.credential_layouts:
+        return fail(f"profile {profile!r} has no keys boto3 can read: {f.name}'s run.py hands workers nothing",
+                    f"aws configure{_pflag(profile)}  (long-term IAM user keys)")
+    kind = local.credential_layout(ctx).kind   # the layout by DCP's reading of the files
+    if layout == "none" and not f.is_dcp and kind in "abcd" and kind not in f.credential_layouts:
+        return fail(f"profile {profile!r} uses {LAYOUT_NAMES[kind]}, which {f.name}'s run.py cannot read (it stops "
+                    "with 'Problem getting credentials' and then an UnboundLocalError)",
+                    f"move the keys inline into ~/.aws/config: [{found.section}] aws_access_key_id=… "
+                    f"aws_secret_access_key=…, or use a role_arn profile"
+                    if "a" in f.credential_layouts else "use one of: "
+                    + "; ".join(LAYOUT_NAMES[k] for k in f.credential_layouts))
     if layout == "none":
         return fail(f"profile {profile!r} uses a layout run.py cannot copy to workers (keys only in "
                     "~/.aws/credentials under a non-default profile, SSO, credential_process or instance role)",
                     f"add to ~/.aws/config: [profile {profile}] role_arn=arn:{aws.partition(ctx, ctx.region)}:iam::<acct>:role/<DCPRole> "
                     "credential_source=Ec2InstanceMetadata region=<region> output=json; "
                     "or put long-term keys under [default]")
-    return ok(names[layout])
+    return ok(LAYOUT_NAMES[layout])
 
 
 @check("C05", "aws.no-temporary-keys", "Workers are not handed temporary keys", Severity.BLOCKER,
@@ -132,7 +183,7 @@ def no_temporary_keys(ctx: Context) -> Finding:
        needs=(credential_layout,))
 def secrets_exposure(ctx: Context) -> Finding:
     layout = _layout(ctx).kind
-    if layout in ("b", "c", "d"):
+    if layout in ("b", "c", "d", "session"):
         return warn("run.py writes these access keys in plain text into the ECS task definition and the "
                     "workers' /credentials.txt", "prefer a role_arn profile (workers then use a task role)")
     return ok("workers use a task role" if layout == "a" else "no static keys")

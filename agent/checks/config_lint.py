@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from agent import dcpconfig, gates
+from agent import gates
 from agent.checks._common import cfg
 from agent.context import Context
 from agent.facts import s3
@@ -27,15 +27,27 @@ def _int(v: Any) -> bool:
 def loads(ctx: Context) -> Finding:
     c = ctx.config
     if c.error:
-        return fail(f"config.py: {c.error}", f"fix {ctx.config_path} (compare with DCP's config.py), or pass --config")
+        return fail(f"config.py: {c.error}", f"fix {ctx.config_path} (compare with {ctx.flavour.name}'s config.py), "
+                    "or pass --config")
     if c.missing:
-        plugins = [n for n in c.missing if n in dcpconfig.PLUGIN_REQUIRED]
+        f = c.flavour
+        conditional = {n: flag for flag, names in f.conditional for n in names}
+        plugins = [n for n in c.missing if n in conditional]
+        crashing = [n for n in c.missing if n in f.crashing_defaults]
+        flags = sorted({conditional[n] for n in plugins})
+        why = "".join(f" (with {flag} = 'True' run.py reads "
+                      f"{', '.join(n for n, fl in conditional.items() if fl == flag)}: NameError without them)"
+                      for flag in flags)
+        why += "".join(f" ({n}: {f.crashing_defaults[n]})" for n in crashing)
+        where = "DCP's config.py and step_1_configuration.md" if f.is_dcp else \
+            f"{f.name}'s config.py and {f.docs}/step_1_configuration.md"
         return fail(f"{ctx.config_path} does not define {', '.join(c.missing[:5])}"
                     + (f" and {len(c.missing) - 5} more" if len(c.missing) > 5 else "")
-                    + (f" (with USE_PLUGINS = 'True' run.py reads {', '.join(dcpconfig.PLUGIN_REQUIRED)}: "
-                       "NameError without them)" if plugins else ""),
-                    "add them (see DCP's config.py and step_1_configuration.md)"
-                    + (", or set USE_PLUGINS = 'False'" if plugins else ""))
+                    + ("" if f.is_dcp else f", which {f.name}'s run.py needs") + why,
+                    f"add them (see {where})"
+                    + "".join(f", or set {flag} = 'False'" for flag in flags)
+                    + (f"; write {', '.join(f'{n} = {chr(39)}False{chr(39)}' for n in crashing)} as strings"
+                       if crashing else ""))
     if c.unsent:
         return warn(f"DESTINATION_BUCKET {c.unsent['DESTINATION_BUCKET']!r} is never used: run.py sends it to the "
                     f"workers only with SOURCE_BUCKET, which is unset (or 'False'), so they upload to AWS_BUCKET "
@@ -50,9 +62,14 @@ def loads(ctx: Context) -> Finding:
 def placeholders(ctx: Context) -> Finding:
     if ctx.config.get("SSH_KEY_NAME") == "your-key-file.pem":
         return fail("SSH_KEY_NAME is still 'your-key-file.pem'", "set SSH_KEY_NAME to your key file in ~/.ssh")
-    for name in ("AWS_BUCKET", "SOURCE_BUCKET", "WORKSPACE_BUCKET", "DESTINATION_BUCKET"):
+    for name in ctx.flavour.buckets:
         if ctx.config.get(name) in ("your-bucket-name", "bucket-name"):
             return fail(f"{name} is still the placeholder {ctx.config.get(name)!r}", f"set {name} to your bucket")
+    for name, placeholder in ctx.flavour.placeholders.items():
+        if ctx.config.get(name) == placeholder:
+            return fail(f"{name} is still {ctx.flavour.name}'s placeholder {placeholder!r}",
+                        f"set {name} to yours (" + ("the image you built and pushed from worker/"
+                                                    if name == "DOCKERHUB_TAG" else "the real value") + ")")
     notes = []
     if ctx.config.get("SQS_DEAD_LETTER_QUEUE") == "user_DeadMessages":
         notes.append("SQS_DEAD_LETTER_QUEUE is the shared default 'user_DeadMessages'")
@@ -67,7 +84,7 @@ def placeholders(ctx: Context) -> Finding:
 @check("K03", "config.string-flags", "On/off settings are the strings 'True' or 'False'", Severity.BLOCKER,
        needs=(loads,))
 def string_flags(ctx: Context) -> Finding:
-    for name in FLAGS:
+    for name in [n for n in FLAGS if n in ctx.flavour.reads]:
         if not ctx.config.has(name):
             continue
         v = ctx.config.get(name)
@@ -88,7 +105,9 @@ def types(ctx: Context) -> Finding:
     if not isinstance(mt, list) or not mt or not all(isinstance(t, str) for t in mt):
         hint = f"MACHINE_TYPE = [{mt!r}]" if isinstance(mt, str) else "MACHINE_TYPE = ['m5.xlarge']"
         return fail(f"MACHINE_TYPE must be a list of instance types, not {mt!r}", f"write {hint}")
-    for name in ("CLUSTER_MACHINES", "TASKS_PER_MACHINE", "DOCKER_CORES"):
+    reads = ctx.flavour.reads
+    counts: list[str] = [n for n in ("CLUSTER_MACHINES", "TASKS_PER_MACHINE", "DOCKER_CORES") if n in reads]
+    for name in counts:
         v = c.get(name)
         if not _int(v) or v < 1:
             return fail(f"{name} must be a whole number ≥ 1, not {v!r}", f"fix {name} in config.py")
@@ -98,7 +117,7 @@ def types(ctx: Context) -> Finding:
     ebs = c.get("EBS_VOL_SIZE")
     if not _int(ebs) or not 22 <= ebs <= 16384:
         return fail(f"EBS_VOL_SIZE must be a whole number of GB from 22 to 16384, not {ebs!r}", "e.g. EBS_VOL_SIZE = 40")
-    for name in ("MEMORY", "SECONDS_TO_START"):
+    for name in [n for n in ("MEMORY", "SECONDS_TO_START") if n in reads]:
         v = c.get(name)
         if not _int(v) or v < 0:
             return fail(f"{name} must be a whole number ≥ 0, not {v!r}", f"fix {name} in config.py")
@@ -106,7 +125,9 @@ def types(ctx: Context) -> Finding:
         if c.has(name) and not _int(c.get(name)):
             return fail(f"{name} must be a whole number, not {c.get(name)!r}", f"fix {name} in config.py")
     shares, cores = c.get("CPU_SHARES"), c.get("DOCKER_CORES")
-    if _int(shares) and shares != cores * 1024:
+    if "CPU_SHARES" in reads and not _int(shares):
+        return fail(f"CPU_SHARES must be a whole number of ECS CPU units, not {shares!r}", "e.g. CPU_SHARES = 1024")
+    if _int(shares) and _int(cores) and "DOCKER_CORES" in reads and shares != cores * 1024:
         return warn(f"CPU_SHARES {shares} is not DOCKER_CORES × 1024 ({cores * 1024})",
                     "write CPU_SHARES = DOCKER_CORES * 1024 unless you mean it")
     return ok("types and ranges fine")
@@ -128,13 +149,20 @@ def names(ctx: Context) -> Finding:
 
 @check("K06", "config.docker-tag", "DOCKERHUB_TAG is repository:tag", Severity.MEDIUM, needs=(loads,))
 def docker_tag(ctx: Context) -> Finding:
+    f = ctx.flavour
     tag = cfg(ctx, "DOCKERHUB_TAG")
     if not isinstance(tag, str) or not TAG_RE.match(tag):
-        return fail(f"DOCKERHUB_TAG {tag!r} is not repository:tag", "e.g. "
-                    "DOCKERHUB_TAG = 'cellprofiler/distributed-cellprofiler:2.2.1_4.2.8'")
-    if not tag.startswith("cellprofiler/distributed-cellprofiler:"):
-        return warn(f"{tag} is not DCP's own image; make sure it exists and matches your pipeline's CellProfiler",
-                    "the published tags are listed on Docker Hub under cellprofiler/distributed-cellprofiler")
+        return fail(f"DOCKERHUB_TAG {tag!r} is not repository:tag", f"e.g. DOCKERHUB_TAG = '{f.image_example}'")
+    if f.image_is_placeholder:
+        if tag.startswith(f"{f.image}:"):
+            return fail(f"DOCKERHUB_TAG {tag} is {f.name}'s placeholder image, which does not exist",
+                        "build and push your worker (make in worker/, after setting user, project and tag in "
+                        "worker/Makefile) and set DOCKERHUB_TAG to it")
+        return ok(f"{tag} (your own worker image: {f.name} ships none to compare with)")
+    if not tag.startswith(f"{f.image}:"):
+        what = ("DCP's own image; make sure it exists and matches your pipeline's CellProfiler" if f.is_dcp else
+                f"{f.name}'s own image ({f.image}); make sure it exists and is built from {f.name}'s worker/")
+        return warn(f"{tag} is not {what}", f"the published tags are listed on Docker Hub under {f.image}")
     return ok(tag)
 
 
@@ -147,7 +175,7 @@ def disk_size(ctx: Context) -> Finding:
         return fail(f"EBS_VOL_SIZE {ebs} is below DCP's minimum of 22 GB", "set EBS_VOL_SIZE = 40 or more")
     if ebs / tasks - 2 < 10:
         return warn(f"{ebs} GB for {tasks} tasks leaves under 10 GB per container", "raise EBS_VOL_SIZE")
-    if ctx.config.get("DOWNLOAD_FILES") == "True" and ebs <= 22:
+    if "DOWNLOAD_FILES" in ctx.flavour.reads and ctx.config.get("DOWNLOAD_FILES") == "True" and ebs <= 22:
         return warn("DOWNLOAD_FILES is 'True' with the minimum disk; downloads fail silently when it fills",
                     "raise EBS_VOL_SIZE (DCP suggests 200 GB for illumination, 40 GB for analysis)")
     return ok(f"{ebs} GB for {tasks} task(s)")
@@ -155,6 +183,8 @@ def disk_size(ctx: Context) -> Finding:
 
 @check("K08", "config.batch-files", "HDF5 batch files are not downloaded", Severity.MEDIUM, needs=(loads,))
 def batch_files(ctx: Context) -> Finding:
+    if not ctx.flavour.is_dcp:
+        raise Skip(f"CellProfiler's batch files do not apply to {ctx.flavour.name}")
     if ctx.job_path is None:
         raise Skip("no job file given (--job)")
     if ctx.job is None:
@@ -169,6 +199,8 @@ def batch_files(ctx: Context) -> Finding:
 @check("K09", "config.public-source-s3fs", "A foreign or public SOURCE_BUCKET is downloaded, not mounted",
        Severity.MEDIUM, needs=(loads, gates.BUCKETS), actions=s3.foreign.actions)
 def public_source(ctx: Context) -> Finding:
+    if "DOWNLOAD_FILES" not in ctx.flavour.reads:
+        raise Skip(f"{ctx.flavour.name}'s run.py has no DOWNLOAD_FILES or SOURCE_BUCKET")
     src = ctx.config.get("SOURCE_BUCKET")
     if ctx.config.get("DOWNLOAD_FILES") != "False" or not isinstance(src, str):
         return ok("DOWNLOAD_FILES is 'True'" if ctx.config.get("DOWNLOAD_FILES") == "True" else "n/a")

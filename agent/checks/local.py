@@ -11,6 +11,7 @@ from agent.checks._common import cfg
 from agent.checks._platform import clock_fix, for_os, packages
 from agent.context import Context
 from agent.facts import local
+from agent.flavours import Defect
 from agent.model import Finding, Severity, Skip, fail, ok, warn
 from agent.registry import check
 
@@ -60,7 +61,7 @@ def pip_available(ctx: Context) -> Finding:
 @check("L03", "local.dcp-requirements", "DCP's requirements import", Severity.BLOCKER, needs=(python_version,))
 def requirements(ctx: Context) -> Finding:
     probe = local.python_probe(ctx) or {}
-    req = ctx.settings.dcp_clone / "files" / "requirements.txt"
+    req = ctx.settings.dcp_clone / ctx.flavour.requirements
     if "boto3" not in probe:
         return fail(f"boto3 does not import in {ctx.settings.dcp_python}",
                     f"{ctx.settings.dcp_python} -m pip install -r {req}  (use a venv outside the clone)")
@@ -82,43 +83,67 @@ def git_installed(ctx: Context) -> Finding:
 
 @check("L05", "local.dcp-clone", "Distributed-CellProfiler clone is present and writable", Severity.BLOCKER)
 def dcp_clone(ctx: Context) -> Finding:
+    f = ctx.flavour
     p = ctx.settings.dcp_clone
-    clone_fix = (f"git clone https://github.com/DistributedScience/Distributed-CellProfiler.git {p} "
-                 "(or set 'dcp_clone' in the settings)")
+    clone_fix = f"git clone {f.repo_url} {p} (or set 'dcp_clone' in the settings)"
     info = local.file_info(ctx, p)
     if info.unreadable:
         return fail(f"cannot read {p} ({info.unreadable})", f"sudo chown -R $USER {p} (or set 'dcp_clone')")
     if info.exists and not info.is_dir:
         return fail(f"{p} is not a directory", f"move {p} aside, then {clone_fix}")
     if not info.is_dir:
-        return fail(f"no DCP clone at {p}", clone_fix)
-    missing = [f for f in DCP_FILES if not local.file_info(ctx, p / f).exists]
+        return fail(f"no {'DCP' if f.is_dcp else f.name} clone at {p}", clone_fix)
+    missing = [n for n in (DCP_FILES if f.is_dcp else f.files) if not local.file_info(ctx, p / n).exists]
     if missing:
         # git clone into an existing directory fails: restore the files in place, or start again beside it.
         is_git = local.file_info(ctx, p / ".git").exists
         fix = (f"git -C {p} checkout -- {' '.join(missing)} (or git -C {p} pull)" if is_git else
                f"move {p} aside (mv {p} {p}.old), then {clone_fix}")
-        return fail(f"{p} lacks {', '.join(missing)}: not a complete DCP checkout", fix)
+        return fail(f"{p} lacks {', '.join(missing)}: not a complete {'DCP' if f.is_dcp else f.name} checkout", fix)
     for d in (p, p / "files"):
         if not local.file_info(ctx, d).writable:
             return fail(f"{d} is not writable: run.py writes configtemp.config and files/*SpotFleetRequestId.json",
                         f"sudo chown -R $USER {p}")
+    defects = _defects(ctx)
     if local.apple_stub(ctx, "git"):
-        return ok(f"{p} (its origin was not read: git is macOS's placeholder, see L04)")
+        return _with_defects(ok(f"{p} (its origin was not read: git is macOS's placeholder, see L04)"), defects)
     rc, out = local.command(ctx, "git", "-C", str(p), "config", "--get", "remote.origin.url")
     if rc == 127:
-        return ok(f"{p} (its origin was not read: git is not installed, see L04)")
+        return _with_defects(ok(f"{p} (its origin was not read: git is not installed, see L04)"), defects)
     if rc != 0 or not out:
-        return warn(f"{p} is not a git clone with an origin, so it cannot be updated with git pull",
-                    f"git -C {p} remote add origin https://github.com/DistributedScience/Distributed-CellProfiler.git"
-                    if local.file_info(ctx, p / ".git").exists else
-                    f"move {p} aside (mv {p} {p}.old), then {clone_fix}")
+        return _with_defects(warn(f"{p} is not a git clone with an origin, so it cannot be updated with git pull",
+                                  f"git -C {p} remote add origin {f.repo_url}"
+                                  if local.file_info(ctx, p / ".git").exists else
+                                  f"move {p} aside (mv {p} {p}.old), then {clone_fix}"), defects)
     expected = ctx.settings.repo_url
-    if CANONICAL_REMOTE.search(out) or (expected and out == expected):
-        return ok(f"{p} (origin {out})")
-    return warn(f"{p} tracks {out}, not DistributedScience/Distributed-CellProfiler",
-                "fine for a fork or mirror; otherwise git remote set-url origin "
-                "https://github.com/DistributedScience/Distributed-CellProfiler.git")
+    canonical = CANONICAL_REMOTE if f.is_dcp else re.compile(
+        rf"github\.com[:/]DistributedScience/{re.escape(f.name)}(\.git)?/?$")
+    if canonical.search(out) or (expected and out == expected):
+        return _with_defects(ok(f"{p} (origin {out})"), defects)
+    owner = "DistributedScience/" + f.name
+    return _with_defects(warn(f"{p} tracks {out}, not {owner}", f"fine for a fork or mirror; otherwise git remote "
+                              f"set-url origin {f.repo_url}"), defects)
+
+
+def _defects(ctx: Context) -> list[Defect]:
+    """The known defects of this project's run.py (agent.flavours) that the clone's run.py still has."""
+    if not ctx.flavour.defects:
+        return []
+    run_py = local.text(ctx, ctx.settings.dcp_clone / "run.py") or ""
+    config_py = local.text(ctx, ctx.config_path) or ""
+    return [d for d in ctx.flavour.defects if d.found(run_py, config_py)]
+
+
+def _with_defects(finding: Finding, defects: list[Defect]) -> Finding:
+    """A clone whose run.py fails on a subcommand a correct account needs: said, with the workaround, as a
+    warning (the account is not at fault; the run would be)."""
+    if not defects:
+        return finding
+    said = "; ".join(f"{d.effect} ({d.source})" for d in defects)
+    fixes = "; ".join(f"{d.subcommand}: {d.workaround}" for d in defects)
+    head = f"{finding.message}; " if finding.message else ""
+    notes = f" (also: {finding.fix})" if finding.fix else ""
+    return warn(f"{head}known defect{'s' if len(defects) > 1 else ''} of this run.py: {said}", fixes + notes)
 
 
 @check("L06", "local.aws-cli", "AWS CLI v2 is installed", Severity.MEDIUM)

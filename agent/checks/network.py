@@ -113,6 +113,13 @@ def sg_ssh(ctx: Context) -> Finding:
     return ok(f"SSH allowed from {ip}" if ip else "SSH allowed")
 
 
+def _rewritten(ctx: Context, spec: dict[str, Any], index: int) -> bool:
+    """Whether this project's run.py turns this specification's public address off (ASSIGN_IP, by the
+    project's own reading of it: see agent.flavours)."""
+    off = ctx.flavour.turns_public_ip_off(ctx.config.get("ASSIGN_IP"))
+    return assign_ip_off(spec, index, "False" if off else "True")
+
+
 def _route_table(ctx: Context, subnet: dict[str, Any]) -> dict[str, Any] | None:
     """The subnet's own route table, else its VPC's main one (all of the VPC's tables in one call)."""
     tables = ec2.route_tables(ctx, subnet["VpcId"])
@@ -139,7 +146,7 @@ def internet_path(ctx: Context) -> Finding:
         # Interface 0's subnet, else the top-level SubnetId, which may list several: workers land in any of them.
         chosen = nic.get("SubnetId") or spec.get("SubnetId")
         listed = [s.strip() for s in chosen.split(",")] if isinstance(chosen, str) else []
-        rewritten = assign_ip_off(spec, index, assign_ip)
+        rewritten = _rewritten(ctx, spec, index)
         for sid in [s for s in listed if s in found]:
             subnet = found[sid]
             if rewritten:
@@ -163,6 +170,15 @@ def internet_path(ctx: Context) -> Finding:
             if nat_ids:
                 nat_ok = any(n.get("State") == "available" for n in ec2.nat_gateways(ctx, tuple(nat_ids)))
             if not (nat_ok or other):
+                f = ctx.flavour
+                if rewritten and not f.is_dcp:
+                    keep = f.assign_ip_for(True)
+                    return fail(f"workers in {sid} get no public IP: ASSIGN_IP is {assign_ip!r}, which {f.name}'s "
+                                f"run.py reads as 'no public address' on launch specification 0 (the inverse of "
+                                f"DCP's, and of what its own step_1_configuration.md says), and the subnet has no "
+                                "NAT route: they stay 'nameless' and never take jobs",
+                                f"set ASSIGN_IP = '{keep}' in config.py ({f.name}'s run.py then keeps the fleet "
+                                "file's AssociatePublicIpAddress: true), or route the subnet through a NAT gateway")
                 why = ("ASSIGN_IP is 'False', which run.py applies to launch specification 0" if rewritten else
                        "the fleet file sets AssociatePublicIpAddress: false (as DCP's example does)"
                        if nic.get("AssociatePublicIpAddress") is False else "the subnet gives no public IP")
@@ -289,7 +305,7 @@ def dry_run(ctx: Context) -> Finding:
     nics = spec.get("NetworkInterfaces")
     if isinstance(nics, list) and nics:
         nics = [dict(n) if isinstance(n, dict) else n for n in nics]
-        if assign_ip_off(spec, 0, ctx.config.get("ASSIGN_IP")):
+        if _rewritten(ctx, spec, 0):
             nics[0]["AssociatePublicIpAddress"] = False
     if nics:
         kwargs["NetworkInterfaces"] = nics

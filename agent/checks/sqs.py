@@ -20,14 +20,26 @@ def dlq_name(ctx: Context) -> str | None:
     value = ctx.config.get("SQS_DEAD_LETTER_QUEUE")
     if not isinstance(value, str) or not value:
         return None
+    if not ctx.flavour.strips_dlq_arn:   # Distributed-Something uses the value as the name, ARN or not
+        return value
     return value.rsplit(":", 1)[-1] if value.startswith("arn:") else value  # run.py L29–30
+
+
+def job_retries(ctx: Context) -> object:
+    """maxReceiveCount as this project's run.py sets it: config.py's JOB_RETRIES (DCP) or a fixed count."""
+    fixed = ctx.flavour.job_retries
+    return ctx.config.get("JOB_RETRIES") if fixed == "JOB_RETRIES" else fixed
 
 
 @check("Q01", "sqs.queue-names", "Queue names are valid", Severity.BLOCKER, needs=(gates.CONFIG,))
 def queue_names(ctx: Context) -> Finding:
     for label, name in (("SQS_QUEUE_NAME", ctx.config.get("SQS_QUEUE_NAME")), ("SQS_DEAD_LETTER_QUEUE", dlq_name(ctx))):
         if not isinstance(name, str) or not NAME_RE.match(name):
-            return fail(f"{label} {name!r} is not a valid queue name (1–80 of A-Z a-z 0-9 _ -)",
+            arn = isinstance(name, str) and name.startswith("arn:") and not ctx.flavour.strips_dlq_arn
+            return fail(f"{label} {name!r} is not a valid queue name (1–80 of A-Z a-z 0-9 _ -)"
+                        + (f": {ctx.flavour.name}'s run.py uses it as the queue's name as it is (DCP's takes the "
+                           "name from an ARN)" if arn else ""),
+                        f"set {label} = '{name.rsplit(':', 1)[-1]}'" if arn and isinstance(name, str) else
                         f"fix {label} in config.py")
     return ok(f"{ctx.config.get('SQS_QUEUE_NAME')}, {dlq_name(ctx)}")
 
@@ -84,13 +96,15 @@ def main_queue(ctx: Context) -> Finding:
     vis = ctx.config.get("SQS_MESSAGE_VISIBILITY")
     if isinstance(vis, int) and str(vis) != q.get("VisibilityTimeout"):
         notes.append(f"VisibilityTimeout {q.get('VisibilityTimeout')} ≠ SQS_MESSAGE_VISIBILITY {vis}")
-    retries = ctx.config.get("JOB_RETRIES")
+    retries = job_retries(ctx)
     try:
         redrive = json.loads(q.get("RedrivePolicy") or "{}")
     except json.JSONDecodeError:
         redrive = {}
     if redrive and isinstance(retries, int) and int(redrive.get("maxReceiveCount", 0)) != retries:
-        notes.append(f"maxReceiveCount {redrive.get('maxReceiveCount')} ≠ JOB_RETRIES {retries}")
+        notes.append(f"maxReceiveCount {redrive.get('maxReceiveCount')} ≠ "
+                     + (f"JOB_RETRIES {retries}" if ctx.flavour.job_retries == "JOB_RETRIES" else
+                        f"{retries}, which {ctx.flavour.name}'s run.py sets"))
     if notes:
         return warn(f"{name} already exists with {'; '.join(notes)}; run.py keeps it as it is",
                     f"aws sqs purge-queue --queue-url {q['url']} (or delete it and let run.py setup recreate it)")
@@ -99,7 +113,7 @@ def main_queue(ctx: Context) -> Finding:
 
 @check("Q05", "sqs.ranges", "Visibility timeout and retries are in range", Severity.HIGH, needs=(gates.CONFIG,))
 def ranges(ctx: Context) -> Finding:
-    vis, retries = ctx.config.get("SQS_MESSAGE_VISIBILITY"), ctx.config.get("JOB_RETRIES")
+    vis, retries = ctx.config.get("SQS_MESSAGE_VISIBILITY"), job_retries(ctx)
     if not isinstance(vis, int) or isinstance(vis, bool) or not 0 <= vis <= 43200:
         return fail(f"SQS_MESSAGE_VISIBILITY {vis!r} must be a whole number of seconds from 0 to 43200",
                     "set it to about 1.5 × the time one job takes")
