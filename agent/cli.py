@@ -18,10 +18,15 @@ if TYPE_CHECKING:
     from agent.context import Context
     from agent.settings import Settings
 
-# Exit statuses (the README's table): 0 ready, 1 not ready (a problem was seen), 2 bad input, 3 could not
+# Exit statuses (docs/agent.md): 0 ready, 1 not ready (a problem was seen), 2 bad input, 3 could not
 # check (AWS did not answer), 70 internal error (traceback in the log the line names), 130 interrupted.
 EXIT_OK, EXIT_PROBLEMS = 0, 1
-DOCS = "see the README, 'dcp-agent'"
+DOCS = "Docs: docs/agent.md (make docs builds the site)"
+
+
+def _docs(page: str) -> str:
+    """The one line each --help ends with: where the command's page is."""
+    return f"Docs: docs/{page} (make docs builds the site)"
 
 
 class UsageError(UserError):
@@ -37,10 +42,10 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="dcp-agent", description="Preflight checks for Distributed-CellProfiler control nodes.",
                 epilog="Exit statuses: 0 ready, 1 not ready, 2 bad input, 3 could not check (AWS did not answer), "
-                       "70 internal error, 130 interrupted. Documentation: README.md, 'dcp-agent'.")
+                       "70 internal error, 130 interrupted. " + DOCS)
     p.add_argument("--version", action="version", version=f"dcp-agent {__version__}")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
-    c = sub.add_parser("check", help="run the preflight checks")
+    c = sub.add_parser("check", help="run the preflight checks", epilog=_docs("agent.md#check"))
     c.add_argument("--config", type=Path, help="DCP's config.py (default: <dcp_clone>/config.py)")
     c.add_argument("--fleet", type=Path, help="a spot-fleet JSON file")
     c.add_argument("--job", type=Path, help="a DCP job file (checks its S3 objects)")
@@ -49,9 +54,12 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--skip", nargs="+", default=[], metavar="ID_OR_CODE", help="leave these out")
     c.add_argument("--json", action="store_true", help="print one JSON document on stdout, nothing else")
     c.add_argument("-v", "--verbose", action="store_true", help="show passes, skips, ids and timings")
-    ls = sub.add_parser("list", help="list every check with its id, code, severity and IAM actions")
+    ls = sub.add_parser("list", help="list every check with its id, code, severity and IAM actions",
+                        epilog=_docs("agent.md#list; the catalogue: docs/checks.md"))
     ls.add_argument("--json", action="store_true")
-    fx = sub.add_parser("fix", help="plan (and with --apply, make) the changes that cure what check finds")
+    ls.add_argument("--markdown", action="store_true", help="print docs/checks.md, the catalogue page")
+    fx = sub.add_parser("fix", help="plan (and with --apply, make) the changes that cure what check finds",
+                        epilog=_docs("agent.md#fix"))
     fx.add_argument("--config", type=Path, help="DCP's config.py (default: <dcp_clone>/config.py)")
     fx.add_argument("--fleet", type=Path, help="a spot-fleet JSON file (its security group and key pair)")
     fx.add_argument("--settings", type=Path, help="the agent's settings file")
@@ -61,7 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     fx.add_argument("--request-quota", action="store_true",
                     help="file a spot quota increase where the plan says the quota is too low")
     fx.add_argument("--json", action="store_true", help="print the plan (and the result) as JSON")
-    fl = sub.add_parser("fleet", help="write a DCP spot-fleet file for this account and config.py")
+    fl = sub.add_parser("fleet", help="write a DCP spot-fleet file for this account and config.py",
+                        epilog=_docs("agent.md#fleet"))
     fl.add_argument("--config", type=Path, help="DCP's config.py (default: <dcp_clone>/config.py)")
     fl.add_argument("--settings", type=Path, help="the agent's settings file")
     fl.add_argument("--out", type=Path, help="where to write it (default: <dcp_clone>/files/<APP_NAME>Fleet_<region>.json)")
@@ -71,9 +80,10 @@ def _parser() -> argparse.ArgumentParser:
     fl.add_argument("--vpc", help="the VPC whose subnets the workers use (default: the default VPC)")
     fl.add_argument("--security-group", help="the workers' security group (default: the one dcp-agent fix made)")
     fl.add_argument("--key-name", help="the key pair (default: SSH_KEY_NAME without .pem)")
-    po = sub.add_parser("policy", help="print the least-privilege IAM policy the checks (or fix) need")
+    po = sub.add_parser("policy", help="print the least-privilege IAM policy the checks (or fix) need",
+                        epilog=_docs("agent.md#policy"))
     po.add_argument("--fix", action="store_true", help="the policy 'dcp-agent fix --apply' needs instead")
-    lg = sub.add_parser("login", help="what the login hook runs (see the README)")
+    lg = sub.add_parser("login", help="what the login hook runs", epilog=_docs("login.md"))
     lg.add_argument("--refresh", action="store_true", help="run the checks and rewrite the login summary cache")
     from agent.status.cli import add_parsers as add_status_parsers  # status, requeue (agent/status/cli.py)
 
@@ -154,6 +164,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     from agent.registry import all_checks
 
     checks = all_checks()
+    if args.markdown:
+        from agent.catalogue import render
+
+        sys.stdout.write(render())
+        return EXIT_OK
     if args.json:
         print(json.dumps([{"id": c.id, "code": c.code, "title": c.title, "group": c.group,
                            "severity": str(c.severity), "needs": list(c.needs), "actions": list(c.actions),

@@ -27,6 +27,9 @@ SCOPED: dict[str, tuple[str, list[str]]] = {
     "s3:GetBucketPolicy": ("S3BucketMeta", BUCKETS),
     "s3:GetEncryptionConfiguration": ("S3BucketMeta", BUCKETS),
     "s3:GetObject": ("S3JobObjectsHead", [f"{ARN}:s3:::<WORKSPACE_BUCKET>/*"]),
+    # dcp-agent status peeks at the dead-letter queue (hidden 5 s, never deleted): that queue only, never the jobs'
+    "sqs:ReceiveMessage": ("SQSPeekDeadLetters", [f"{ARN}:sqs:<REGION>:<ACCT>:<SQS_DEAD_LETTER_QUEUE>"]),
+    "sqs:ListMessageMoveTasks": ("SQSPeekDeadLetters", [f"{ARN}:sqs:<REGION>:<ACCT>:<SQS_DEAD_LETTER_QUEUE>"]),
 }
 SERVICE_SIDS = {"ec2": "EC2Describe", "iam": "IAMRead", "servicequotas": "Quotas", "s3": "S3ListOwnBuckets",
                 "sqs": "SQSRead"}
@@ -35,8 +38,9 @@ SERVICE_SIDS = {"ec2": "EC2Describe", "iam": "IAMRead", "servicequotas": "Quotas
 def actions() -> list[str]:
     """Every action the default checks declare, less the ones no policy needs."""
     from agent.registry import all_checks
+    from agent.status.compute import actions as status_actions
 
-    found = {a for c in all_checks() if not c.opt_in for a in c.actions}
+    found = {a for c in all_checks() if not c.opt_in for a in c.actions} | set(status_actions())   # + dcp-agent status
     return sorted(found - ALWAYS_ALLOWED)
 
 

@@ -4,8 +4,8 @@
 Checks only judge what facts return; they never call a client. See ``agent/facts/core.py``.
 """
 
-from agent.facts import aws, cloudwatch, ec2, ecs, iam, local, monitor, quotas, s3, sqs, ssm
+from agent.facts import aws, cloudwatch, ec2, ecs, iam, local, monitor, quotas, run, s3, sqs, ssm
 from agent.facts.core import FACTS, AwsError, Fact, code_of, fact, gather
 
 __all__ = ["FACTS", "AwsError", "Fact", "aws", "cloudwatch", "code_of", "ec2", "ecs", "fact", "gather", "iam", "local",
-           "monitor", "quotas", "s3", "sqs", "ssm"]
+           "monitor", "quotas", "run", "s3", "sqs", "ssm"]

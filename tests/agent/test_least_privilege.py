@@ -19,7 +19,7 @@ import pytest
 from agent.model import Status
 from rig.moto_server import MotoServer
 from rig.quota_stub import QuotaStub
-from rig.seed import DcpAccount, seed_healthy_account
+from rig.seed import DLQ, DcpAccount, seed_healthy_account
 from tests.agent.harness import run_agent
 
 
@@ -48,7 +48,8 @@ def shipped_policy(acct: DcpAccount) -> str:
     text = resources.files("agent").joinpath("data/policy.json").read_text()
     for placeholder, value in (("<PARTITION>", "aws"), ("<ACCT>", acct.account_id), ("<REGION>", acct.region),
                                ("<AWS_BUCKET>", acct.bucket), ("<SOURCE_BUCKET>", acct.bucket),
-                               ("<WORKSPACE_BUCKET>", acct.bucket), ("<DESTINATION_BUCKET>", acct.bucket)):
+                               ("<WORKSPACE_BUCKET>", acct.bucket), ("<DESTINATION_BUCKET>", acct.bucket),
+                               ("<SQS_DEAD_LETTER_QUEUE>", DLQ)):
         text = text.replace(placeholder, value)
     assert "<" not in text
     doc = json.loads(text)
