@@ -262,15 +262,32 @@ def _only_lifecycle(xml: bytes, wanted: set[str]) -> bytes:
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
+_READS = ("Describe", "List", "Get", "Head", "Lookup", "Filter", "Simulate", "Search")
+
+
+def _is_read(method: str, action: str) -> bool:
+    """Whether a request only reads (S3's REST reads by method, every other service by its action's verb)."""
+    if not action:
+        return method in ("GET", "HEAD")
+    return action.startswith(_READS)
+
+
 class PagingProxy(LoopbackServer):
     """``ThreadingHTTPServer`` on 127.0.0.1 forwarding to ``upstream`` (loopback only). ``paged`` lists the
     (action, index of the page's first item) of every page it cut, in order; ``requests`` every request the
     client sent, as (action, page index) — S3's as ("<METHOD> <path>", 0)."""
 
-    def __init__(self, upstream: str, mode: Literal["one", "aws"] = "one") -> None:
+    def __init__(self, upstream: str, mode: Literal["one", "aws"] = "one", *, keep_lists: bool = False) -> None:
+        """``keep_lists``: gather each list from moto once and cut every later page of it from memory, until
+        :meth:`forget` (or any request that is not a read). For benchmarks: moto's own time for a list grows
+        with the account (DescribeInstances over 1,500 instances, DescribeSpotFleetRequests over 500 fleets,
+        gathered anew for every page), which AWS's does not, so without it a busy account's wall measures moto.
+        Whoever writes to moto behind the proxy's back (rig.clutter seeds moto directly) calls forget()."""
         self.upstream = urllib.parse.urlsplit(upstream)
         assert self.upstream.hostname in ("127.0.0.1", "localhost", "::1"), "pager upstream must be loopback"
         self.mode = mode
+        self.keep_lists = keep_lists
+        self._kept: dict[tuple[str, str], tuple[Any, Any, threading.Lock]] = {}
         self.paged: list[tuple[str, int]] = []
         self.requests: list[tuple[str, int]] = []
         self.bytes_out = 0            # bytes of the answers sent to the client
@@ -293,6 +310,8 @@ class PagingProxy(LoopbackServer):
                     form = urllib.parse.parse_qs(body.decode(errors="replace"), keep_blank_values=True)
                     action = (form.get("Action") or [""])[0]
                     json_body = False
+                if not _is_read(self.command, action):
+                    proxy.forget()
                 paging = PAGES.get(action)
                 if paging is not None and proxy.mode == "one" and action not in PAGED:
                     paging = None
@@ -331,17 +350,25 @@ class PagingProxy(LoopbackServer):
             req = json.loads(body or b"{}")
             index = int(req.pop(paging.token, None) or 0)
             size = _page_size(paging, str(req.pop(paging.limit, "") if paging.limit else ""), self.mode)
-            items: list[Any] = []
-            while True:
-                status, reason, headers, data = ask_upstream(self.upstream, handler, json.dumps(req).encode())
-                if status != 200:
-                    return (status, reason, headers, data), index
-                doc = json.loads(data or b"{}")
-                items += doc.get(paging.items) or []
-                more = doc.pop(paging.token, None)
-                if not more:
-                    break
-                req[paging.token] = more
+            key = (action, json.dumps(req, sort_keys=True))
+            kept = self._kept.get(key)
+            if kept is not None:
+                (status, reason, headers, doc), items, _ = kept
+                doc = dict(doc)
+            else:
+                items = []
+                while True:
+                    status, reason, headers, data = ask_upstream(self.upstream, handler, json.dumps(req).encode())
+                    if status != 200:
+                        return (status, reason, headers, data), index
+                    doc = json.loads(data or b"{}")
+                    items += doc.get(paging.items) or []
+                    more = doc.pop(paging.token, None)
+                    if not more:
+                        break
+                    req[paging.token] = more
+                if self.keep_lists:
+                    self._kept[key] = ((status, reason, headers, dict(doc)), items, threading.Lock())
             end = len(items) if size is None else index + size
             doc[paging.items] = items[index:end]
             if end < len(items):
@@ -354,8 +381,17 @@ class PagingProxy(LoopbackServer):
         wanted: set[str] | None = None
         if action == "DescribeInstances":
             form, wanted = _without_lifecycle_filter(form)
-        members: list[ET.Element] = []
-        first: _Xml | None = None
+        key = (action, urllib.parse.urlencode(sorted(form.items()), doseq=True) + f"|{sorted(wanted or ())}")
+        kept = self._kept.get(key)
+        if kept is not None:
+            (status, reason, headers, first), members, lock = kept
+            end = len(members) if size is None else index + size
+            with lock:   # render() rearranges the kept tree
+                out = first.render(members[index:end], end if end < len(members) else None)
+            self._note(action, index)
+            return (status, reason, headers, out), index
+        members = []
+        first = None
         while True:
             status, reason, headers, data = ask_upstream(self.upstream, handler,
                                                          urllib.parse.urlencode(form, doseq=True).encode())
@@ -374,9 +410,16 @@ class PagingProxy(LoopbackServer):
             form[paging.token] = [more]
         assert first is not None
         end = len(members) if size is None else index + size
+        if self.keep_lists:
+            self._kept[key] = ((status, reason, headers, first), members, threading.Lock())
         out = first.render(members[index:end], end if end < len(members) else None)
         self._note(action, index)
         return (status, reason, headers, out), index
+
+    def forget(self) -> None:
+        """Drop the kept lists (see ``keep_lists``)."""
+        with self._lock:
+            self._kept.clear()
 
     def _note(self, action: str, index: int) -> None:
         with self._lock:

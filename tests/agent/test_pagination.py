@@ -112,3 +112,27 @@ def test_images_on_later_pages_count(account: DcpAccount, pager: PagingProxy) ->
     assert r.status != Status.FAIL, r.message
     assert others[0]["ImageId"] in r.message and account.image_id in r.message
     assert ("DescribeImages", 1) in pager.paged
+
+
+def test_kept_lists_page_alike_and_a_write_forgets_them(moto: MotoServer, account: DcpAccount) -> None:
+    """The benchmarks' ``keep_lists``: later pages come from the list gathered once, and a write through the
+    proxy drops it, so the next read sees the change (a stand-in that kept a stale list would be a lie)."""
+    import boto3
+
+    with PagingProxy(moto.endpoint, mode="one", keep_lists=True) as proxy:
+        iam = boto3.client("iam", endpoint_url=proxy.endpoint, region_name="us-east-1")
+
+        def names() -> list[str]:
+            return [name for p in iam.get_paginator("list_role_policies").paginate(RoleName="ecsInstanceRole")
+                    for name in p["PolicyNames"]]
+
+        for name in ("kept-a", "kept-b"):
+            iam.put_role_policy(RoleName="ecsInstanceRole", PolicyName=name, PolicyDocument=json.dumps(
+                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject",
+                                                        "Resource": "*"}]}))
+
+        first = names()
+        pages = len(proxy.paged)
+        assert pages == len(first) > 1 and names() == first          # one item a page, the same items again
+        iam.delete_role_policy(RoleName="ecsInstanceRole", PolicyName="kept-a")
+        assert names() == [n for n in first if n != "kept-a"]
