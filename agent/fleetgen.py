@@ -1,5 +1,9 @@
 """``dcp-agent fleet``: write a DCP spot-fleet file for this account and config.py.
 
+Its siblings' run.py (agent.flavours) consume the file as DCP's does, but for ASSIGN_IP: Distributed-Something's
+turns public addresses off unless it is 'False' (DCP's inverse), Distributed-Fiji's and -OMEZarrCreator's have
+none, so the file's own addresses always stand; the placement below follows the project's reading.
+
 How DCP's run.py (startCluster, at 17388b3) consumes the file decides its shape:
 
 - it sets ``LaunchSpecifications[i].InstanceType = MACHINE_TYPE[i]`` for every spec, so there is exactly one
@@ -110,7 +114,8 @@ def _security_group(ctx: Context, vpc: str, wanted: str | None) -> tuple[str, st
     return str(group["GroupId"]), f"{group['GroupId']} ({WORKER_SG_NAME} in {vpc}, {made_by})"
 
 
-def _placements(ctx: Context, vpc: str, types: list[str], assign_ip: bool) -> tuple[list[Placement], list[str]]:
+def _placements(ctx: Context, vpc: str, types: list[str], assign_ip: bool,
+                value: Any = "False") -> tuple[list[Placement], list[str]]:
     """Per MACHINE_TYPE: one subnet per zone that offers it, among the subnets whose route suits ASSIGN_IP."""
     notes: list[str] = []
     subnets = [s for s in ec2.vpc_subnets(ctx, vpc).values() if s.get("State", "available") == "available"]
@@ -129,10 +134,16 @@ def _placements(ctx: Context, vpc: str, types: list[str], assign_ip: bool) -> tu
                          "without public addresses")
     else:
         usable, public = via_nat, False
-        if not usable:
+        f = ctx.flavour
+        if not usable and f.is_dcp:
             raise ValueError(f"ASSIGN_IP is 'False' but no subnet of {vpc} has a NAT route: workers without public "
                              "addresses could never reach ECS; set ASSIGN_IP = 'True', or route a subnet through "
                              "a NAT gateway")
+        if not usable:
+            raise ValueError(f"ASSIGN_IP is {value!r}, which {f.name}'s run.py reads as 'no public address' (the "
+                             f"inverse of DCP's), but no subnet of {vpc} has a NAT route: workers without public "
+                             f"addresses could never reach ECS; set ASSIGN_IP = '{f.assign_ip_for(True)}', or route "
+                             "a subnet through a NAT gateway")
 
     unknown = [t for t in types if t not in ec2.instance_types(ctx, tuple(types))]
     if unknown:
@@ -245,7 +256,11 @@ def build(args: argparse.Namespace, ctx: Context) -> tuple[dict[str, Any], list[
     if len(set(types)) != len(types):
         raise ValueError(f"MACHINE_TYPE names a type twice ({', '.join(types)}): run.py pairs launch "
                          "specifications with its entries, one each")
-    assign_ip = str(ctx.config.get("ASSIGN_IP", "True")).lower() != "false"   # run.py's own test
+    f = ctx.flavour
+    if f.is_dcp:
+        assign_ip = str(ctx.config.get("ASSIGN_IP", "True")).lower() != "false"   # run.py's own test
+    else:   # the project's own reading of ASSIGN_IP (Distributed-Something's is DCP's inverse; some have none)
+        assign_ip = not f.turns_public_ip_off(ctx.config.get("ASSIGN_IP"))
     region = ctx.region
     # Independent first reads, side by side.
     ctx.facts.prefetch(aws.identity)
@@ -273,8 +288,8 @@ def build(args: argparse.Namespace, ctx: Context) -> tuple[dict[str, Any], list[
         raise ValueError(f"SSM names {ami.image_id} as the ECS-optimized {args.ami_family} AMI, but DescribeImages "
                          f"does not know it in {region}")
     if image.get("State") != "available" or image.get("Architecture") != "x86_64":
-        raise ValueError(f"{ami.image_id} is {image.get('State')} and {image.get('Architecture')}: DCP needs an "
-                         "available x86_64 AMI")
+        raise ValueError(f"{ami.image_id} is {image.get('State')} and {image.get('Architecture')}: "
+                         f"{'DCP' if ctx.flavour.is_dcp else ctx.flavour.name} needs an available x86_64 AMI")
     root: dict[str, Any] = next((m for m in image.get("BlockDeviceMappings", []) if m.get("DeviceName") == image.get("RootDeviceName")),
                 {})
     snapshot, ami_gb = (root.get("Ebs") or {}).get("SnapshotId"), (root.get("Ebs") or {}).get("VolumeSize")
@@ -288,7 +303,7 @@ def build(args: argparse.Namespace, ctx: Context) -> tuple[dict[str, Any], list[
 
     vpc = _vpc(ctx, args.vpc)
     group, group_note = _security_group(ctx, vpc, args.security_group)
-    placements, notes = _placements(ctx, vpc, types, assign_ip)
+    placements, notes = _placements(ctx, vpc, types, assign_ip, ctx.config.get("ASSIGN_IP"))
 
     ssh_key = ctx.config.get("SSH_KEY_NAME")
     key = args.key_name or (ssh_key.removesuffix(".pem") if isinstance(ssh_key, str) and ssh_key else None)

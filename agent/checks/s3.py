@@ -24,7 +24,7 @@ def _valid_buckets(ctx: Context) -> dict[str, str]:
 
 @check("S01", "s3.bucket-names", "Bucket names are set and valid", Severity.BLOCKER, needs=(gates.CONFIG,))
 def bucket_names(ctx: Context) -> Finding:
-    for role in ROLES:
+    for role in [r for r in ROLES if r in ctx.flavour.buckets]:
         value = ctx.config.get(role)
         if not isinstance(value, str) or not value:
             return fail(f"{role} is not set", f"set {role} = '<your bucket>' in config.py")
@@ -240,6 +240,18 @@ def job_objects(ctx: Context) -> Finding:
         raise Skip("no job file given (--job)")
     if ctx.job is None:
         return fail(ctx.job_error or "the job file cannot be read", "fix the job file's JSON")
+    f = ctx.flavour
+    if not f.is_dcp:
+        # Its objects are the project's own business; what run.py submitJob reads from the file is not.
+        lacking = [k for k in f.job_keys if k not in ctx.job]
+        if lacking:
+            return fail(f"the job file lacks {', '.join(lacking)}: {f.name}'s run.py submitJob stops with a "
+                        "KeyError", f"start from {f.name}'s files/exampleJob.json ({f.job_tasks}: the list of tasks)")
+        tasks = ctx.job.get(f.job_tasks)
+        if not isinstance(tasks, list) or not tasks:
+            return fail(f"the job file's {f.job_tasks} is not a non-empty list: submitJob sends no task",
+                        f"list one entry per task under {f.job_tasks}")
+        return ok(f"{len(tasks)} task(s) under {f.job_tasks}, as {f.name}'s submitJob reads them")
     b = _valid_buckets(ctx)
     missing = []
     for key, role in (("pipeline", "WORKSPACE_BUCKET"), ("data_file", "WORKSPACE_BUCKET")):
