@@ -37,6 +37,33 @@ ACTIONS = tuple(dict.fromkeys((*iam.simulate.actions, *iam.principal_arn.actions
 
 ALLOWED, DENIED, UNKNOWN = "allowed", "denied", "unknown"
 
+# What the checks that ask this module (I06, R02, R06, S08) cannot see, or approximate: docs/checks.md prints
+# each once, at the first of them.
+ASKED = ("I06, R02, R06, S08 ask ``iam:SimulatePrincipalPolicy`` the way DCP's own calls reach AWS: on the real "
+         "ARNs config.py names (queues, buckets and objects, roles, log groups, alarms, dashboard, topic; EC2's spot "
+         "calls and every list/describe on ``*``, since no fleet exists yet to name), with ``ContextEntries`` "
+         "(``aws:RequestedRegion`` = ``AWS_REGION``, ``iam:PassedToService`` for each role: the fleet role to "
+         "spotfleet, the instance role to ec2, the ``role_arn`` task role to ecs-tasks; and the principal's "
+         "``aws:username``, ``aws:PrincipalArn``, ``aws:PrincipalAccount``, ``aws:PrincipalType``, "
+         "``aws:SecureTransport``), with the bucket's policy as ``ResourcePolicy``, reading every page of the "
+         "answer. A denial that lists ``MissingContextValues``, or a pair the answer does not name, is \"cannot "
+         "confirm\", not denied. Only the simulator's denial fails a BLOCKER check.")
+LOCAL = ("Where the simulator is missing (moto) or denied, the user's or role's own policies (attached, inline, its "
+         "groups'), its permissions boundary and the bucket policy are evaluated locally, three-valued (allowed, "
+         "denied, unknown): IAM's wildcards (``*`` and ``?`` only; ``[`` is literal), policy variables (in "
+         "``2012-10-17`` policies), the String, Arn, Bool and Numeric operators with ``IfExists``, ``ForAnyValue`` "
+         "and ``ForAllValues``. It cannot see SCPs and resource control policies, session policies, resource "
+         "policies other than the bucket's (SQS queue policies, KMS key policies, VPC endpoint policies); "
+         "condition keys whose value in the real request it does not know (``aws:SourceIp``, "
+         "``aws:MultiFactorAuthPresent``, ``aws:CurrentTime``, tags, ``aws:CalledVia``, service keys such as "
+         "``s3:x-amz-acl``); the Date, IpAddress and Binary operators and ``Null`` on a key it does not know. When "
+         "such a statement decides the answer, the check warns \"cannot confirm …\"; a local denial is a warning "
+         "that says it comes from a local evaluation, never a BLOCKER fail. ARN wildcards are matched over the "
+         "whole ARN, not segment by segment; a bucket policy grants only when it names the principal itself or "
+         "``*`` (naming the account hands the decision to IAM); another account's buckets are not evaluated for "
+         "the workers. The policy lists behind it are read page by page to the end: IAM may truncate a list below "
+         "``MaxItems``.")
+
 
 @dataclass(frozen=True)
 class Ask:

@@ -7,6 +7,7 @@ a NameError at import, and a gate nobody provides fails ``all_checks()`` at once
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -44,6 +45,8 @@ class Check:
     func: CheckFunc
     opt_in: bool = False         # runs only when named with --only or enabled in settings
     provides: Gate | None = None
+    cure: str = ""               # what `dcp-agent fix` does for it ("": fix lists it for a person)
+    blind: tuple[str, ...] = ()  # what it cannot see, or only approximates (a text several checks share is one object)
 
     @property
     def aws(self) -> bool:
@@ -53,6 +56,11 @@ class Check:
     @property
     def group(self) -> str:
         return GROUPS[self.code[0]]
+
+    @property
+    def judges(self) -> str:
+        """What it judges, beyond its title: the check function's docstring."""
+        return inspect.getdoc(self.func) or ""
 
     @property
     def needs(self) -> tuple[str, ...]:
@@ -73,15 +81,16 @@ def _resolve_need(need: Check | Gate) -> Check:
 
 def check(code: str, id: str, title: str, severity: Severity, *, needs: tuple[Check | Gate, ...] = (),
           actions: tuple[str, ...] = (), opt_in: bool = False, provides: Gate | None = None,
-          ) -> Callable[[CheckFunc], Check]:
+          cure: str = "", blind: tuple[str, ...] = ()) -> Callable[[CheckFunc], Check]:
     """Register a check function under its catalogue code and stable id; the name it is bound to becomes the
-    Check, so checks in the same module can name it in ``needs``."""
+    Check, so checks in the same module can name it in ``needs``. ``cure`` and ``blind`` (and the function's
+    docstring) are what docs/checks.md says of it (agent.catalogue)."""
 
     def register(func: CheckFunc) -> Check:
         if id in REGISTRY or any(c.code == code for c in REGISTRY.values()):
             raise ValueError(f"duplicate check {code} {id}")
         c = Check(id=id, code=code, title=title, severity=severity, requires=needs, actions=actions, func=func,
-                  opt_in=opt_in, provides=provides)
+                  opt_in=opt_in, provides=provides, cure=cure, blind=blind)
         REGISTRY[id] = c
         if provides is not None:
             if provides in _PROVIDERS:

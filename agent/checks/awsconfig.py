@@ -10,6 +10,10 @@ from agent.flavours import LAYOUT_NAMES
 from agent.model import Finding, Severity, Skip, fail, ok, warn
 from agent.registry import check
 
+# What dcp-agent fix does for C07-C10 (agent/fix/awsconfig.py): one step.
+AWS_CONFIG_CURE = ("Sets ``region`` (= ``AWS_REGION``) and ``output = json`` in the profile's section of "
+                   "``~/.aws/config``, line by line, after a backup copy (``config.dcp-agent-backup-<time>``).")
+
 CONFIGURE = "aws configure{p}   (sets keys, region and output in ~/.aws)"
 
 
@@ -48,8 +52,11 @@ def _shell_profile(env: tuple[tuple[str, str], ...]) -> str:
 
 
 @check("C02", "aws.profile-match", "The shell's AWS profile is config.AWS_PROFILE", Severity.BLOCKER,
-       needs=(gates.CONFIG, gates.AWS_FILES), actions=("sts:GetCallerIdentity",))
+       needs=(gates.CONFIG, gates.AWS_FILES), actions=("sts:GetCallerIdentity",),
+       blind=("It sees the environment the agent runs in.",))
 def profile_match(ctx: Context) -> Finding:
+    """Names the variable ``boto3.Session()`` takes its profile from, in botocore's order:
+    ``AWS_DEFAULT_PROFILE`` before ``AWS_PROFILE``, and which one it overrides."""
     wanted = ctx.config_profile()
     env = aws.profile_env(ctx)
     try:
@@ -189,7 +196,8 @@ def secrets_exposure(ctx: Context) -> Finding:
     return ok("workers use a task role" if layout == "a" else "no static keys")
 
 
-@check("C07", "aws.region-set", "A default region is set", Severity.BLOCKER, needs=(config_files,))
+@check("C07", "aws.region-set", "A default region is set", Severity.BLOCKER, needs=(config_files,),
+       cure=AWS_CONFIG_CURE)
 def region_set(ctx: Context) -> Finding:
     try:
         region = aws.session_region(ctx)
@@ -208,8 +216,11 @@ def _az_like(value: str) -> bool:
 
 
 @check("C08", "aws.region-format", "The region is a region, not an availability zone", Severity.BLOCKER,
-       needs=(config_files,), provides=gates.REGION)
+       needs=(config_files,), provides=gates.REGION,
+       cure=AWS_CONFIG_CURE,
+       blind=("A region not enabled for the account shows up on the first regional call (see I01).",))
 def region_format(ctx: Context) -> Finding:
+    """Checked offline against botocore's partitions file (so the regional checks do not wait for it)."""
     try:
         session_region = aws.session_region(ctx)
         known = aws.known_regions(ctx)
@@ -239,7 +250,8 @@ def region_format(ctx: Context) -> Finding:
 
 
 @check("C09", "aws.region-match", "The AWS CLI region is config.AWS_REGION", Severity.BLOCKER,
-       needs=(gates.CONFIG, region_set, region_format))
+       needs=(gates.CONFIG, region_set, region_format),
+       cure=AWS_CONFIG_CURE)
 def region_match(ctx: Context) -> Finding:
     wanted = ctx.config.get("AWS_REGION")
     current = aws.session_region(ctx)
@@ -253,7 +265,8 @@ def region_match(ctx: Context) -> Finding:
     return ok(wanted)
 
 
-@check("C10", "aws.output-json", "The AWS CLI outputs JSON", Severity.LOW, needs=(profile_section,))
+@check("C10", "aws.output-json", "The AWS CLI outputs JSON", Severity.LOW, needs=(profile_section,),
+       cure=AWS_CONFIG_CURE)
 def output_json(ctx: Context) -> Finding:
     profile = ctx.config_profile()
     files = local.aws_files(ctx)

@@ -44,8 +44,17 @@ def _fleet_types(ctx: Context) -> tuple[list[str], str]:
 
 @check("Z01", "quota.spot-vcpu", "The spot vCPU quotas cover the cluster", Severity.BLOCKER,
        needs=(*gates.AWS, gates.CONFIG), actions=(*quotas.ec2_quota.actions, "ec2:DescribeInstanceTypes",
-                                                  "ec2:DescribeInstances"))
+                                                  "ec2:DescribeInstances"),
+       cure="With ``--request-quota``: files the spot vCPU quota increase Z01 computes (once: an open "
+            "request for as much is not filed again).",
+       blind=("Open spot requests of other tools are not counted.",))
 def spot_quota(ctx: Context) -> Finding:
+    """Each spot family's need against its own vCPU quota (standard, G/VT, P, Inf, Trn, DL, F, X; any other
+    type counts as standard). The need is a worst case: under any allocation strategy but ``diversified``, the
+    fleet may put all ``CLUSTER_MACHINES`` in one pool, so each family is asked ``CLUSTER_MACHINES`` × its
+    largest type; under ``diversified``, each launch specification's even share. Every ``MACHINE_TYPE`` the
+    request carries counts (with a fleet file, those paired with a launch specification). In use means
+    running or pending spot instances."""
     types, strategy = _fleet_types(ctx)
     machines = ctx.config.get("CLUSTER_MACHINES")
     if not types or not isinstance(machines, int) or isinstance(machines, bool):

@@ -25,6 +25,14 @@ def _int(v: Any) -> bool:
 @check("K01", "config.loads", "config.py reads and defines what run.py needs", Severity.BLOCKER,
        provides=gates.CONFIG)
 def loads(ctx: Context) -> Finding:
+    """K01 and the bucket roles follow ``run.py`` and ``worker/cp-worker.py`` at DCP 17388b3: ``SSH_KEY_NAME``
+    is not required (``run.py`` never reads it); ``PLUGINS_COMMIT``, ``INSTALL_REQUIREMENTS`` and
+    ``REQUIREMENTS`` (or a truthy ``REQUIREMENTS_FILE``) are, when ``USE_PLUGINS`` is ``'True'``. A missing or
+    ``'False'`` ``SOURCE_BUCKET`` means the workers use ``AWS_BUCKET`` for their images and their results
+    (``DESTINATION_BUCKET`` is then never sent: K01 warns when it is set), and a missing or ``'False'``
+    ``WORKSPACE_BUCKET`` means the worker's ``SOURCE_BUCKET``; the S checks look at those effective buckets.
+    ``config.py`` is never executed: its assignments are evaluated statically (literals, earlier names,
+    arithmetic, f-strings); anything else is reported here and left unchecked."""
     c = ctx.config
     if c.error:
         return fail(f"config.py: {c.error}", f"fix {ctx.config_path} (compare with {ctx.flavour.name}'s config.py), "
@@ -147,7 +155,9 @@ def names(ctx: Context) -> Finding:
     return ok(f"{app}, log group {log}")
 
 
-@check("K06", "config.docker-tag", "DOCKERHUB_TAG is repository:tag", Severity.MEDIUM, needs=(loads,))
+@check("K06", "config.docker-tag", "DOCKERHUB_TAG is repository:tag", Severity.MEDIUM, needs=(loads,),
+       blind=("The ``repository:tag`` format only: looking the tag up on Docker Hub would leave the machine "
+              "(and the tests may not).",))
 def docker_tag(ctx: Context) -> Finding:
     f = ctx.flavour
     tag = cfg(ctx, "DOCKERHUB_TAG")

@@ -13,6 +13,10 @@ from agent.facts import aws, ec2
 from agent.model import Finding, Severity, Skip, fail, ok, warn
 from agent.registry import check
 
+# How F05 and F07 tell the ECS-optimized variants apart (docs/checks.md prints it once, at F05).
+VARIANTS = ("The ECS-optimized variants (``kernel-5.10``, ``gpu``, ``inf``, ``neuron``) are counted by name; they "
+            "are not compared with SSM's public parameters (``dcp-agent fleet`` reads those).")
+
 ROLE_ARN = re.compile(r"^arn:(aws[a-z-]*):iam::(\d{12}):role/.+")
 PROFILE_ARN = re.compile(r"^arn:(aws[a-z-]*):iam::(\d{12}):instance-profile/.+")
 PLACEHOLDERS = ("XXXXXXXX", "subnet-WWWWWWWW", "sg-ZZZZZZZZZ", "your_key_file_name")
@@ -115,7 +119,8 @@ def types_vs_specs(ctx: Context) -> Finding:
 
 
 @check("F05", "fleet.ami", "The fleet's AMI exists in AWS_REGION, is available, x86_64 and ECS-optimized",
-       Severity.BLOCKER, needs=(*gates.AWS, structure), actions=("ec2:DescribeImages",))
+       Severity.BLOCKER, needs=(*gates.AWS, structure), actions=("ec2:DescribeImages",),
+       blind=(VARIANTS,))
 def ami(ctx: Context) -> Finding:
     images = _images(ctx)
     hint = (f"aws ssm get-parameter --name /aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id "
@@ -173,8 +178,11 @@ def root_mapping(ctx: Context) -> Finding:
 
 
 @check("F07", "fleet.ami-family", "The AMI suits DCP's user data (Docker volume, awslogs)", Severity.HIGH,
-       needs=(ami,), actions=("ec2:DescribeImages",))
+       needs=(ami,), actions=("ec2:DescribeImages",),
+       blind=(VARIANTS,))
 def ami_family(ctx: Context) -> Finding:
+    """It passes an AL2/AL2023 AMI when each launch specification's root volume is at least ``EBS_VOL_SIZE``
+    (Docker keeps its data there)."""
     images = _images(ctx)
     modern = [i for i, img in images.items() if re.match(MODERN_ECS, img.get("Name", ""))]
     size = ctx.config.get("EBS_VOL_SIZE")
@@ -223,7 +231,8 @@ def allocation(ctx: Context) -> Finding:
        needs=(structure,))
 def weighted_capacity(ctx: Context) -> Finding:
     """run.py sets TargetCapacity = CLUSTER_MACHINES and startCluster then waits until the fleet has
-    CLUSTER_MACHINES instances: a launch specification whose WeightedCapacity is not 1 breaks that count."""
+    CLUSTER_MACHINES instances: a launch specification whose WeightedCapacity is not 1 breaks that count (a
+    heavier one never lets it finish, a lighter one launches machines the service puts no task on)."""
     assert ctx.fleet is not None
     fix = "remove WeightedCapacity from the launch specifications (DCP counts machines: each weighs 1)"
     for i, s in enumerate(ctx.fleet.specs):
@@ -245,7 +254,8 @@ def weighted_capacity(ctx: Context) -> Finding:
 @check("F11", "fleet.forgotten-fleet", "A forgotten fleet does not run for a year", Severity.MEDIUM,
        needs=(structure, gates.CONFIG))
 def forgotten_fleet(ctx: Context) -> Finding:
-    """run.py asks for the fleet from now until a year from now (ValidUntil = now + 365 days). A ``maintain``
+    """Warns when the fleet is ``Type: maintain`` and ``AUTO_MONITOR`` is off (M10 shows a running fleet's cost).
+    run.py asks for the fleet from now until a year from now (ValidUntil = now + 365 days). A ``maintain``
     fleet (RequestSpotFleet's default Type) replaces every worker it loses until then, unless something cancels
     it: Auto-Monitor, or 'run.py monitor' left running. A ``request`` fleet does not replace them."""
     assert ctx.fleet is not None

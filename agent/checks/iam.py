@@ -15,6 +15,19 @@ TAGGING_POLICY = "iam::aws:policy/service-role/AmazonEC2SpotFleetTaggingRole"
 LEGACY_FLEET_POLICY = "iam::aws:policy/service-role/AmazonEC2SpotFleetRole"
 SETUP = "python setup_AWS.py (in the DCP clone), or create it in the IAM console"
 
+# Shared by the checks that read trust policies (docs/checks.md prints it once, at R01).
+PARTITIONS = ("Managed-policy, S3 and fix-hint ARNs are built from the region's partition (botocore's partitions "
+              "file), so GovCloud and China accounts get no false R02/R04 failure (tested on moto's per-partition "
+              "IAM). In China (aws-cn), R01, R04, R07, R08 and ``fix`` accept a role trusted by the plain service "
+              "name (``ec2.amazonaws.com``) or by the older China form (``ec2.amazonaws.com.cn``), which China's IAM "
+              "once required; elsewhere only the plain name counts. Tested on moto's aws-cn IAM, which stores trust "
+              "policies as given: this proves how the checks read them, not which names AWS China accepts (no AWS "
+              "page states the rule; the two forms come from users' reports).")
+# What dcp-agent fix does for R01 and R02 (agent/fix/iam.py): one role, made or mended.
+INSTANCE_ROLE_CURE = ("Creates ``ecsInstanceRole`` (trusted by ec2), attaches AmazonEC2ContainerServiceforEC2Role, "
+                      "adds an inline read of ``AWS_BUCKET/ecsconfigs/*`` when the role may not read its ecsconfig; "
+                      "an existing role gets the missing trust statement appended.")
+
 
 def _instance_role_name(ctx: Context) -> str:
     return iam.instance_role_name(ctx, instance_profile_name(ctx))
@@ -44,7 +57,8 @@ def _names(ctx: Context, service: str) -> str:
 
 
 @check("R01", "iam.instance-role", "The ECS instance role exists and EC2 may assume it", Severity.BLOCKER,
-       needs=(gates.CREDENTIALS,), actions=("iam:GetRole", "iam:GetInstanceProfile"))
+       needs=(gates.CREDENTIALS,), actions=("iam:GetRole", "iam:GetInstanceProfile"),
+       cure=INSTANCE_ROLE_CURE, blind=(PARTITIONS,))
 def instance_role(ctx: Context) -> Finding:
     name = _instance_role_name(ctx)
     role = iam.role(ctx, name)
@@ -60,7 +74,8 @@ def instance_role(ctx: Context) -> Finding:
 
 
 @check("R02", "iam.instance-role-policies", "The ECS instance role may join ECS and read its ecsconfig",
-       Severity.BLOCKER, needs=(instance_role, gates.CONFIG), actions=(*iamsim.ACTIONS, *s3.policy.actions))
+       Severity.BLOCKER, needs=(instance_role, gates.CONFIG), actions=(*iamsim.ACTIONS, *s3.policy.actions),
+       cure=INSTANCE_ROLE_CURE, blind=(iamsim.ASKED, iamsim.LOCAL, PARTITIONS))
 def instance_role_policies(ctx: Context) -> Finding:
     name = _instance_role_name(ctx)
     attached = iam.attached_role_policies(ctx, name)
@@ -87,7 +102,8 @@ def instance_role_policies(ctx: Context) -> Finding:
 
 
 @check("R03", "iam.instance-profile", "The fleet's instance profile wraps the role", Severity.BLOCKER,
-       needs=(gates.CREDENTIALS,), actions=("iam:GetInstanceProfile",))
+       needs=(gates.CREDENTIALS,), actions=("iam:GetInstanceProfile",),
+       cure="Creates the instance profile, adds the role.")
 def instance_profile(ctx: Context) -> Finding:
     name = instance_profile_name(ctx)
     prof = iam.instance_profile(ctx, name)
@@ -102,7 +118,10 @@ def instance_profile(ctx: Context) -> Finding:
 
 
 @check("R04", "iam.spot-fleet-role", "The spot-fleet role is trusted by spotfleet.amazonaws.com", Severity.BLOCKER,
-       needs=(gates.CREDENTIALS,), actions=("iam:GetRole", "iam:ListAttachedRolePolicies"))
+       needs=(gates.CREDENTIALS,), actions=("iam:GetRole", "iam:ListAttachedRolePolicies"),
+       cure="Creates ``aws-ec2-spot-fleet-tagging-role`` (trusted by spotfleet) with "
+            "AmazonEC2SpotFleetTaggingRole, or appends the trust / attaches the policy.",
+       blind=(PARTITIONS,))
 def spot_fleet_role(ctx: Context) -> Finding:
     name = fleet_role_name(ctx)
     role = iam.role(ctx, name)
@@ -128,7 +147,8 @@ def spot_fleet_role(ctx: Context) -> Finding:
 
 
 @check("R05", "iam.spot-service-linked-roles", "The spot service-linked roles exist", Severity.HIGH,
-       needs=(gates.CREDENTIALS,), actions=("iam:GetRole",))
+       needs=(gates.CREDENTIALS,), actions=("iam:GetRole",),
+       cure="Creates the spot service-linked roles (AWS owns them: they carry no tags).")
 def spot_slr(ctx: Context) -> Finding:
     missing = [(n, s) for n, s in (("AWSServiceRoleForEC2SpotFleet", "spotfleet.amazonaws.com"),
                                    ("AWSServiceRoleForEC2Spot", "spot.amazonaws.com")) if iam.role(ctx, n) is None]
@@ -151,7 +171,9 @@ def _task_role_arn(ctx: Context) -> str | None:
 
 
 @check("R06", "iam.pass-role", "The operator may pass the fleet, instance and task roles", Severity.BLOCKER,
-       needs=(instance_role, spot_fleet_role), actions=iamsim.ACTIONS)
+       needs=(instance_role, spot_fleet_role), actions=iamsim.ACTIONS,
+       blind=(iamsim.ASKED, iamsim.LOCAL, "Not yet: R06 asks with ``iam:PassedToService`` set to the plain "
+              "service names, also in China (see R01)."))
 def pass_role(ctx: Context) -> Finding:
     """iam:PassRole as the real calls ask it: the fleet role to spotfleet.amazonaws.com (RequestSpotFleet's
     IamFleetRole), the instance role to ec2.amazonaws.com (the launch specifications' instance profile) and,
@@ -180,7 +202,10 @@ def pass_role(ctx: Context) -> Finding:
 
 
 @check("R07", "iam.monitor-role", "The Auto-Monitor Lambda role exists", Severity.HIGH,
-       needs=(gates.CREDENTIALS, gates.CONFIG), actions=("iam:GetRole", "iam:ListAttachedRolePolicies"))
+       needs=(gates.CREDENTIALS, gates.CONFIG), actions=("iam:GetRole", "iam:ListAttachedRolePolicies"),
+       cure="With ``AUTO_MONITOR = 'True'``: creates the ``LambdaFullAccess`` role with DCP's policy list "
+            "(CloudWatchFullAccessV2 for the deprecated CloudWatchFullAccess).",
+       blind=(PARTITIONS,))
 def monitor_role(ctx: Context) -> Finding:
     if not is_true(ctx.config.get("AUTO_MONITOR")):
         raise Skip("AUTO_MONITOR is not 'True'")
@@ -197,7 +222,8 @@ def monitor_role(ctx: Context) -> Finding:
 
 
 @check("R08", "iam.task-role", "The task role (role_arn profile) is trusted by ECS tasks", Severity.BLOCKER,
-       needs=(gates.CREDENTIALS, gates.CREDENTIAL_LAYOUT), actions=("iam:GetRole",))
+       needs=(gates.CREDENTIALS, gates.CREDENTIAL_LAYOUT), actions=("iam:GetRole",),
+       blind=(PARTITIONS,))
 def task_role(ctx: Context) -> Finding:
     layout = local.credential_layout(ctx)
     if layout.kind != "a" or layout.section is None:

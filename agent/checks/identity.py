@@ -42,6 +42,9 @@ def _region_disabled(ctx: Context) -> bool:
        needs=(gates.AWS_FILES,), actions=("sts:GetCallerIdentity", *aws.region_opt_in.actions),
        provides=gates.CREDENTIALS)
 def credentials(ctx: Context) -> Finding:
+    """A region not enabled for the account answers STS with ``InvalidClientTokenId``; I01 then asks
+    ``ec2:DescribeRegions(AllRegions=True)`` in the partition's home region and says "region X is not enabled
+    for this account" (keys that EC2 also refuses still get the rotate hint)."""
     try:
         ident = aws.identity(ctx)
     except Exception as e:
@@ -100,8 +103,14 @@ STATIC = {"env": "the environment", "shared-credentials-file": "~/.aws/credentia
 
 
 @check("I03", "identity.credential-lifetime", "Credentials last through a long monitor run", Severity.MEDIUM,
-       needs=(credentials,))
+       needs=(credentials,),
+       blind=("That an SSO session itself ends (``aws sso login`` again), and whether an assumed role's "
+              "source credentials are themselves temporary.",))
 def credential_lifetime(ctx: Context) -> Finding:
+    """Decided by how botocore obtains the credentials, not by their expiry: an instance or container role,
+    ``role_arn``, web identity, SSO, ``aws login`` and ``credential_process`` are renewed by botocore and pass;
+    keys without a token pass as long-term; ``ASIA…`` keys with a session token from the environment or the
+    shared files warn."""
     info = aws.credential_info(ctx)
     if info is None:
         raise Skip("no credentials (see identity.credentials)")
@@ -211,8 +220,11 @@ def run_py_calls(ctx: Context) -> dict[str, list[tuple[str, str]]]:
 
 
 @check("I06", "identity.permissions", "The operator may do what run.py does", Severity.HIGH,
-       needs=(credentials,), actions=iamsim.ACTIONS)
+       needs=(credentials,), actions=iamsim.ACTIONS,
+       blind=(iamsim.ASKED, iamsim.LOCAL))
 def permissions(ctx: Context) -> Finding:
+    """What ``run.py`` (17388b3) calls per subcommand (setup, submitJob, startCluster, monitor: 48 calls,
+    41 distinct questions)."""
     arn = iam.principal_arn(ctx)
     if arn is None:
         raise Skip("the identity is neither an IAM user nor a role; nothing to simulate")

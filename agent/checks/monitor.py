@@ -1,4 +1,5 @@
-"""M: what earlier runs left behind (fleets, a scaled service, alarms, logs), what it costs, and Auto-Monitor.
+"""M: what earlier runs left behind (fleets, a scaled service, alarms, logs), what it costs, and Auto-Monitor
+(``dcp-agent check --only M`` runs just these).
 
 Names are DCP's (run.py, setup_AWS.py and lambda_function.py at DCP 17388b3): the service ``<APP_NAME>Service``
 in ``ECS_CLUSTER``, the fleet id in ``files/<APP_NAME>SpotFleetRequestId.json``, workers fetching
@@ -25,6 +26,13 @@ from agent.context import Context
 from agent.facts import cloudwatch, ec2, ecs, local, monitor
 from agent.model import Finding, Severity, Skip, fail, ok, warn
 from agent.registry import check
+
+# What the M checks cannot see (docs/checks.md prints each once, at its first check).
+DEPLOYED = ("The *deployed* Monitor code is not downloaded (``lambda:GetFunction`` hands out a presigned package "
+            "URL): its bucket line and the cleanup defect are read from the clone, so a function deployed from "
+            "another copy is not inspected.")
+APP_FLEETS = ("A fleet is this app's when it is the one in ``files/<APP_NAME>SpotFleetRequestId.json`` or its user "
+              "data fetches ``ecsconfigs/<APP_NAME>_ecs.config`` (DCP tags nothing).")
 
 M = (*gates.AWS, gates.CONFIG)
 ALARM_MONTHLY = 0.10          # USD per standard-resolution metric alarm a month (CloudWatch pricing)
@@ -133,7 +141,8 @@ def _lambda_source(ctx: Context) -> tuple[Path, str]:
 
 
 @check("M01", "monitor.lambda-bucket", "lambda_function.py in the clone names AWS_BUCKET", Severity.HIGH,
-       needs=(gates.CONFIG,))
+       needs=(gates.CONFIG,),
+       blind=(DEPLOYED,))
 def lambda_bucket(ctx: Context) -> Finding:
     path, source = _lambda_source(ctx)
     m = re.search(r"""^bucket\s*=\s*["']([^"']*)["']""", source, re.M)
@@ -152,6 +161,8 @@ def lambda_bucket(ctx: Context) -> Finding:
 @check("M02", "monitor.lambda", "The Monitor Lambda is deployed on a supported runtime", Severity.HIGH,
        needs=M, actions=("lambda:GetFunctionConfiguration",))
 def monitor_lambda(ctx: Context) -> Finding:
+    """The ``Monitor`` function exists on a runtime Lambda still supports (AWS's runtime table, as of
+    2026-11, is in the code)."""
     if not is_true(ctx.config.get("AUTO_MONITOR")):
         raise Skip("AUTO_MONITOR is not 'True'")
     fn = monitor.function(ctx, "Monitor")
@@ -173,6 +184,7 @@ def monitor_lambda(ctx: Context) -> Finding:
 @check("M03", "monitor.sns-wiring", "The Monitor topic feeds the Monitor Lambda", Severity.HIGH,
        needs=(*M, monitor_lambda), actions=("sns:ListSubscriptionsByTopic", "lambda:GetPolicy"))
 def sns_wiring(ctx: Context) -> Finding:
+    """The ``Monitor`` topic, its ``lambda`` subscription and SNS's invoke permission."""
     fn = monitor.function(ctx, "Monitor")
     if fn is None:
         raise Skip("no Monitor function (see monitor.lambda)")
@@ -233,8 +245,12 @@ def _arity_defects(source: str) -> list[str]:
 
 
 @check("M05", "monitor.cleanup-defect", "Auto-Monitor's cleanup runs to the end", Severity.HIGH,
-       needs=(gates.CONFIG,))
+       needs=(gates.CONFIG,),
+       blind=(DEPLOYED,))
 def cleanup_defect(ctx: Context) -> Finding:
+    """The clone's ``lambda_function.py`` calls its own functions with arguments they can take (DCP's HEAD
+    calls ``killdeadAlarms`` with three for two: Auto-Monitor scales the service to 0 and stops before
+    cancelling the fleet)."""
     path, source = _lambda_source(ctx)
     defects = _arity_defects(source)
     if defects:
@@ -261,8 +277,11 @@ def _running_ids(ctx: Context) -> set[str]:
 
 @check("M06", "monitor.stale-alarms", "No alarms or dashboards left by earlier runs", Severity.LOW, needs=M,
        actions=("cloudwatch:DescribeAlarms", "cloudwatch:ListDashboards", "ec2:DescribeSpotFleetRequests",
-                "ec2:DescribeSpotFleetInstances"))
+                "ec2:DescribeSpotFleetInstances"),
+       blind=(APP_FLEETS,))
 def stale_alarms(ctx: Context) -> Finding:
+    """Per-worker alarms ``<APP_NAME>_<instance-id>`` whose instance is gone and the ``…isZero_<APP_NAME>``
+    trigger alarms with no run behind them ($0.10 an alarm a month), and the app's dashboards."""
     app = _app(ctx)
     ctx.facts.prefetch(cloudwatch.alarm_names, f"{app}_")
     ctx.facts.prefetch(cloudwatch.dashboard_names, app)
@@ -290,6 +309,8 @@ def stale_alarms(ctx: Context) -> Finding:
 @check("M07", "monitor.logs", "Logs: no export task blocks monitor's, and retention is set", Severity.MEDIUM,
        needs=M, actions=("logs:DescribeExportTasks", "logs:DescribeLogGroups"))
 def logs(ctx: Context) -> Finding:
+    """An export task still running (one per account: monitor's export would fail) and log groups without
+    retention."""
     group = ctx.config.get("LOG_GROUP_NAME") or _app(ctx)
     ctx.facts.prefetch(cloudwatch.log_groups, str(group))
     active = cloudwatch.active_export_tasks(ctx)
@@ -310,6 +331,7 @@ def logs(ctx: Context) -> Finding:
 @check("M08", "monitor.leftover-service", "The previous run's ECS service is scaled to 0", Severity.HIGH, needs=M,
        actions=("ecs:DescribeServices",))
 def leftover_service(ctx: Context) -> Finding:
+    """``<APP_NAME>Service`` still scaled above 0 (``run.py setup`` then fails)."""
     app, cluster = _app(ctx), _cluster(ctx)
     svc = ecs.service(ctx, cluster, f"{app}Service")
     if svc is None or not svc.get("desiredCount"):
@@ -324,8 +346,10 @@ def leftover_service(ctx: Context) -> Finding:
        Severity.MEDIUM, needs=M, actions=("ecs:DescribeClusters", "ecs:ListContainerInstances",
                                           "ecs:DescribeContainerInstances", "ec2:DescribeSpotFleetRequests",
                                           "ec2:DescribeSpotFleetInstances", "ec2:DescribeInstances",
-                                          "ec2:DescribeSpotPriceHistory"))
+                                          "ec2:DescribeSpotPriceHistory"),
+       blind=(APP_FLEETS,))
 def ecs_cluster(ctx: Context) -> Finding:
+    """The cluster, and fleet instances that never joined it after 15 minutes (#126, #200)."""
     name = _cluster(ctx)
     found = ecs.cluster(ctx, name)
     if found is None or found.get("status") != "ACTIVE":
@@ -353,8 +377,14 @@ def ecs_cluster(ctx: Context) -> Finding:
 
 @check("M10", "monitor.running-fleets", "No fleet of this app is running, or you know what it costs",
        Severity.HIGH, needs=M, actions=("ec2:DescribeSpotFleetRequests", "ec2:DescribeSpotFleetInstances",
-                                        "ec2:DescribeInstances", "ec2:DescribeSpotPriceHistory"))
+                                        "ec2:DescribeInstances", "ec2:DescribeSpotPriceHistory"),
+       blind=(APP_FLEETS, "Cost is each running instance's current spot price in its zone (the latest "
+              "``DescribeSpotPriceHistory`` entry) × 24; where there is no history, the fleet's maximum price "
+              "(``SpotPrice``, an upper bound, and the message says so), not the on-demand price (that needs "
+              "the Pricing API, a separate endpoint). EBS volumes, data transfer and CloudWatch charges are not "
+              "counted."))
 def running_fleets(ctx: Context) -> Finding:
+    """This app's active spot fleets, what they run since when, and what they cost a day."""
     fleets = app_fleets(ctx)
     if not fleets:
         return ok(f"no active spot fleet of {_app(ctx)}")

@@ -41,7 +41,9 @@ def subnets(ctx: Context) -> Finding:
 
 
 @check("N02", "ec2.security-groups", "The security groups exist in the subnets' VPC", Severity.BLOCKER,
-       needs=(subnets,), actions=("ec2:DescribeSecurityGroups",))
+       needs=(subnets,), actions=("ec2:DescribeSecurityGroups",),
+       cure="Without a fleet file: creates the group ``dcp-workers`` in the default VPC (which "
+            "``dcp-agent fleet`` then uses).")
 def security_groups(ctx: Context) -> Finding:
     assert ctx.fleet is not None
     wanted = ctx.fleet.security_groups()
@@ -91,7 +93,8 @@ def _client_ip() -> str | None:
 
 
 @check("N04", "ec2.sg-ssh-ingress", "SSH to workers is open from your address", Severity.LOW,
-       needs=(security_groups,), actions=("ec2:DescribeSecurityGroups",))
+       needs=(security_groups,), actions=("ec2:DescribeSecurityGroups",),
+       cure="Adds one tcp/22 rule for your address to the fleet's security group.")
 def sg_ssh(ctx: Context) -> Finding:
     groups = _groups(ctx)
     perms = [p for g in groups.values() for p in g.get("IpPermissions", [])]
@@ -136,6 +139,9 @@ def _route_table(ctx: Context, subnet: dict[str, Any]) -> dict[str, Any] | None:
        Severity.BLOCKER, needs=(subnets, gates.CONFIG),
        actions=("ec2:DescribeRouteTables", "ec2:DescribeNatGateways"))
 def internet_path(ctx: Context) -> Finding:
+    """Each launch specification as ``run.py`` sends it: ``ASSIGN_IP`` compared in any case, and its
+    ``'False'`` applied to specification 0's interface 0 only, and only when ``NetworkInterfaces`` exists; in
+    every subnet a specification lists (a comma-separated ``SubnetId`` puts workers in any of them)."""
     assert ctx.fleet is not None
     found = _subnets(ctx)
     assign_ip = ctx.config.get("ASSIGN_IP")
@@ -224,7 +230,10 @@ def free_ips(ctx: Context) -> Finding:
 def instance_types(ctx: Context) -> Finding:
     """Each launch specification's type in its own subnets' zones: run.py (startCluster) sets launch
     specification i's InstanceType to MACHINE_TYPE[i], so a type is launched only where its specification's
-    subnets are (types beyond the specifications are ignored, fewer is an IndexError: both F04's)."""
+    subnets are (its ``SubnetId``, comma-separated, and its network interfaces'; types beyond the specifications
+    are ignored, fewer is an IndexError: both F04's). A type missing from some of those zones is a warning (the
+    fleet sets that pool aside, ``launchSpecTemporarilyBlacklisted``, and launches in the others); missing from
+    all of them, a failure."""
     assert ctx.fleet is not None
     types = ctx.machine_types()
     if not types:
@@ -264,7 +273,9 @@ def instance_types(ctx: Context) -> Finding:
 
 
 @check("N09", "ec2.key-pair", "The fleet's key pair exists in AWS_REGION", Severity.HIGH, needs=NET,
-       actions=("ec2:DescribeKeyPairs",))
+       actions=("ec2:DescribeKeyPairs",),
+       cure="Imports ``~/.ssh/<name>.pub`` as the key pair, or creates one and saves ``~/.ssh/<name>.pem`` "
+            "(mode 0600), never over an existing file.")
 def key_pair(ctx: Context) -> Finding:
     assert ctx.fleet is not None
     names = sorted({s["KeyName"] for s in ctx.fleet.specs if isinstance(s.get("KeyName"), str)})
@@ -284,7 +295,8 @@ def key_pair(ctx: Context) -> Finding:
 
 
 @check("N10", "ec2.dry-run-launch", "A DryRun launch of one worker succeeds (opt-in)", Severity.HIGH,
-       needs=(subnets, gates.CONFIG), actions=("ec2:RunInstances", "iam:PassRole"), opt_in=True)
+       needs=(subnets, gates.CONFIG), actions=("ec2:RunInstances", "iam:PassRole"), opt_in=True,
+       blind=("Not sent: run.py's user data, ``Placement``, ``EbsOptimized``, ``Monitoring``.",))
 def dry_run(ctx: Context) -> Finding:
     """One instance of launch specification 0 as run.py's startCluster sends it: InstanceType MACHINE_TYPE[0],
     the second device sized EBS_VOL_SIZE, ASSIGN_IP 'False' on interface 0, and the specification's own

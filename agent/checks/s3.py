@@ -13,6 +13,13 @@ from agent.iamsim import Ask
 from agent.model import Finding, Severity, Skip, fail, ok, warn
 from agent.registry import check
 
+# How S02 and S04 learn where a bucket is (docs/checks.md prints it once, at S02).
+HEAD_REGION = ("Where a bucket is comes from HeadBucket's ``x-amz-bucket-region`` header, which S3 sends whatever "
+               "the caller's permissions, with 200, 301, 400 and 403 answers alike (``GetBucketLocation``, which "
+               "fails across accounts, is no longer used or in the policy). botocore follows a 301/400 that names "
+               "the region itself, so one that reaches S02 means the bucket exists elsewhere: S02 counts it "
+               "reachable and S04 reports the region, or that S3 did not name it.")
+
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 PLACEHOLDERS = {"your-bucket-name", "bucket-name"}
 ROLES = ("AWS_BUCKET", "SOURCE_BUCKET", "WORKSPACE_BUCKET", "DESTINATION_BUCKET")
@@ -37,7 +44,9 @@ def bucket_names(ctx: Context) -> Finding:
 
 
 @check("S02", "s3.buckets-reachable", "The buckets exist and these credentials reach them", Severity.BLOCKER,
-       needs=(*gates.AWS, bucket_names), actions=("s3:ListBucket",), provides=gates.BUCKETS)
+       needs=(*gates.AWS, bucket_names), actions=("s3:ListBucket",), provides=gates.BUCKETS,
+       cure="Creates ``AWS_BUCKET`` when no one has that name (in ``AWS_REGION``, all public access blocked).",
+       blind=(HEAD_REGION,))
 def buckets_reachable(ctx: Context) -> Finding:
     notes, elsewhere = [], []
     for role, bucket in _valid_buckets(ctx).items():
@@ -84,7 +93,8 @@ def ownership(ctx: Context) -> Finding:
 
 
 @check("S04", "s3.bucket-region", "The buckets are in AWS_REGION", Severity.HIGH,
-       needs=(buckets_reachable,), actions=("s3:ListBucket",))
+       needs=(buckets_reachable,), actions=("s3:ListBucket",),
+       blind=(HEAD_REGION,))
 def bucket_region(ctx: Context) -> Finding:
     buckets = _valid_buckets(ctx)
     region = ctx.region
@@ -132,7 +142,9 @@ def _grants(st: dict[str, Any], principal: str, action: str, resource: str) -> b
 
 
 @check("S05", "s3.log-export-policy", "AWS_BUCKET accepts CloudWatch log exports", Severity.MEDIUM,
-       needs=(buckets_reachable,), actions=("s3:GetBucketPolicy",))
+       needs=(buckets_reachable,), actions=("s3:GetBucketPolicy",),
+       cure="Adds CloudWatch Logs' export statements to the policy of ``AWS_BUCKET``, keeping every "
+            "existing statement.")
 def log_export_policy(ctx: Context) -> Finding:
     bucket = _valid_buckets(ctx).get("AWS_BUCKET")
     if not bucket:
@@ -194,7 +206,8 @@ def dots_with_s3fs(ctx: Context) -> Finding:
 
 
 @check("S08", "s3.bucket-actions", "The operator and workers may use the buckets", Severity.BLOCKER,
-       needs=(buckets_reachable, gates.CREDENTIAL_LAYOUT), actions=(*iamsim.ACTIONS, *s3.policy.actions))
+       needs=(buckets_reachable, gates.CREDENTIAL_LAYOUT), actions=(*iamsim.ACTIONS, *s3.policy.actions),
+       blind=(iamsim.ASKED, iamsim.LOCAL))
 def bucket_actions(ctx: Context) -> Finding:
     """run.py's own S3 writes (ecsconfigs/, monitors/) and, when the workers get the operator's keys, theirs;
     on the real bucket and object ARNs, with each bucket's policy (a grant there counts)."""

@@ -45,7 +45,8 @@ def queue_names(ctx: Context) -> Finding:
 
 
 @check("Q02", "sqs.dead-letter-queue", "The dead-letter queue exists in AWS_REGION", Severity.MEDIUM,
-       needs=(*gates.AWS, queue_names), actions=("sqs:GetQueueUrl", "sqs:GetQueueAttributes"))
+       needs=(*gates.AWS, queue_names), actions=("sqs:GetQueueUrl", "sqs:GetQueueAttributes"),
+       cure="Creates the dead-letter queue with a 14-day retention.")
 def dead_letter_queue(ctx: Context) -> Finding:
     raw = ctx.config.get("SQS_DEAD_LETTER_QUEUE")
     name = dlq_name(ctx)
@@ -64,7 +65,8 @@ def dead_letter_queue(ctx: Context) -> Finding:
 
 
 @check("Q03", "sqs.dlq-attributes", "The dead-letter queue keeps messages as long as the job queue",
-       Severity.MEDIUM, needs=(dead_letter_queue,), actions=("sqs:GetQueueAttributes",))
+       Severity.MEDIUM, needs=(dead_letter_queue,), actions=("sqs:GetQueueAttributes",),
+       cure="Raises a shorter retention to 14 days.")
 def dlq_attributes(ctx: Context) -> Finding:
     name = dlq_name(ctx)
     q = sqs.queue(ctx, name) if name else None
