@@ -27,8 +27,9 @@ SCOPED: dict[str, tuple[str, list[str]]] = {
     "s3:GetBucketPolicy": ("S3BucketMeta", BUCKETS),
     "s3:GetEncryptionConfiguration": ("S3BucketMeta", BUCKETS),
     "s3:GetObject": ("S3JobObjectsHead", [f"{ARN}:s3:::<WORKSPACE_BUCKET>/*"]),
-    # dcp-agent status peeks at the dead-letter queue (hidden 5 s, never deleted): that queue only, never the jobs'
+    # dcp-agent status peeks at the dead-letter queue (hidden while it pages, given back, never deleted): only there
     "sqs:ReceiveMessage": ("SQSPeekDeadLetters", [f"{ARN}:sqs:<REGION>:<ACCT>:<SQS_DEAD_LETTER_QUEUE>"]),
+    "sqs:ChangeMessageVisibility": ("SQSPeekDeadLetters", [f"{ARN}:sqs:<REGION>:<ACCT>:<SQS_DEAD_LETTER_QUEUE>"]),
     "sqs:ListMessageMoveTasks": ("SQSPeekDeadLetters", [f"{ARN}:sqs:<REGION>:<ACCT>:<SQS_DEAD_LETTER_QUEUE>"]),
 }
 SERVICE_SIDS = {"ec2": "EC2Describe", "iam": "IAMRead", "servicequotas": "Quotas", "s3": "S3ListOwnBuckets",

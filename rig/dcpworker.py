@@ -67,6 +67,9 @@ class DcpWorker:
     log_group: str
     bucket: str
     outcomes: dict[str, str] = field(default_factory=dict)   # Metadata -> outcome (default success)
+    # Jobs (their Metadata) whose message comes back while they run (a visibility timeout shorter than the job):
+    # started, and then run a second time, both times successfully.
+    twice: frozenset[str] = frozenset()
     task_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     done: list[str] = field(default_factory=list)
     returned: list[str] = field(default_factory=list)
@@ -132,10 +135,8 @@ class DcpWorker:
                       "operation (reached max retries: 4): Please reduce your request rate.", "Move attempt #2", upload]
         return [*lines, "== OUT ", "SUCCESS"], True
 
-    def take(self, max_jobs: int = 1_000_000, *, twice: frozenset[str] = frozenset()) -> int:
-        """Take jobs until the queue has none (or ``max_jobs``): the number taken. A job whose Metadata is in
-        ``twice`` is started, then its message comes back while it runs (a visibility timeout shorter than the
-        job) and it runs a second time, both times successfully."""
+    def take(self, max_jobs: int = 1_000_000) -> int:
+        """Take jobs until the queue has none (or ``max_jobs``): the number of messages received."""
         sqs = self.client("sqs")
         taken = 0
         per_instance = f"{self.log_group}_perInstance"
@@ -152,7 +153,7 @@ class DcpWorker:
             meta = str(job.get("Metadata"))
             outcome = self.outcomes.get(meta, "success")
             lines, ok = self._lines(job, outcome)
-            if meta in twice and int(msg["Attributes"].get("ApproximateReceiveCount", 1)) == 1:
+            if meta in self.twice and int(msg["Attributes"].get("ApproximateReceiveCount", 1)) == 1:
                 self._log(self.log_group, stream_of(job), lines[:4])    # started; the message shows again …
                 sqs.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=msg["ReceiptHandle"],
                                               VisibilityTimeout=0)

@@ -11,6 +11,7 @@ Every read is bounded: a fixed number of pages, so one refresh costs a fixed num
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,9 +24,10 @@ if TYPE_CHECKING:
 
 # ReceiveMessage on the dead-letter queue: how long each peeked message stays hidden. Not 0: with 0 every
 # call may hand out the same messages again (moto always does; SQS samples its servers), so more than ten
-# could never be listed. 5 s is long enough for one refresh's few calls to see distinct messages, and short
-# enough that a `requeue` or another look right after sees them all again (the peek deletes nothing; the
-# message's own retention, counted from when it was first sent, is not changed).
+# could never be listed. 5 s is long enough for one refresh's few calls to see distinct messages; then the peek
+# gives them back at once (ChangeMessageVisibilityBatch to 0), so a `requeue` or another look right after sees
+# them all. The peek deletes nothing; a message's retention (counted from when it was first sent) is unchanged;
+# its ApproximateReceiveCount grows by one (the dead-letter queue has no redrive policy of its own in DCP).
 PEEK_VISIBILITY_S = 5
 PEEK_CALLS = 3                 # at most 30 failed jobs listed by name a refresh (the count is the queue's own)
 LOG_PAGES = 2                  # FilterLogEvents pages read per pattern (each up to 10,000 events / 1 MB)
@@ -49,16 +51,30 @@ class Letter:
         return doc if isinstance(doc, dict) else {}
 
 
-@fact("sqs:ReceiveMessage")
+@fact("sqs:ReceiveMessage", "sqs:ChangeMessageVisibility")
 def dead_letters(ctx: Context, url: str, calls: int = PEEK_CALLS) -> tuple[Letter, ...]:
-    """Up to ``calls`` × 10 messages of the dead-letter queue at ``url``, each hidden for PEEK_VISIBILITY_S and
-    never deleted; distinct by MessageId. Stops at the first call that brings nothing new."""
+    """Up to ``calls`` × 10 messages of the dead-letter queue at ``url``, each hidden for PEEK_VISIBILITY_S while
+    the calls page through, then visible again at once; never deleted; distinct by MessageId. Stops at the first
+    call that brings nothing new."""
     sqs = ctx.client("sqs")
     seen: dict[str, Letter] = {}
+    handles: list[str] = []
+    try:
+        _peek(sqs, url, calls, seen, handles)
+    finally:
+        for i in range(0, len(handles), 10):   # give them back (a failure here only delays them 5 s)
+            with contextlib.suppress(Exception):
+                sqs.change_message_visibility_batch(QueueUrl=url, Entries=[
+                    {"Id": str(j), "ReceiptHandle": h, "VisibilityTimeout": 0} for j, h in enumerate(handles[i:i + 10])])
+    return tuple(seen.values())
+
+
+def _peek(sqs: Any, url: str, calls: int, seen: dict[str, Letter], handles: list[str]) -> None:
     for _ in range(calls):
         got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=PEEK_VISIBILITY_S,
                                   WaitTimeSeconds=0, AttributeNames=["ApproximateReceiveCount", "SentTimestamp"]
                                   ).get("Messages", [])
+        handles += [m["ReceiptHandle"] for m in got]
         new = [m for m in got if m["MessageId"] not in seen]
         for m in new:
             attrs = m.get("Attributes") or {}
@@ -67,7 +83,6 @@ def dead_letters(ctx: Context, url: str, calls: int = PEEK_CALLS) -> tuple[Lette
                                           int(attrs.get("SentTimestamp") or 0))
         if not new or len(got) < 10:
             break
-    return tuple(seen.values())
 
 
 @fact("sqs:ListMessageMoveTasks")

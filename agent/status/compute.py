@@ -337,8 +337,8 @@ def compute(ctx: Context, history: History | None = None, now: float | None = No
         phase = "jobs queued"
     elif history_stall:
         phase = "stalled"
-    elif in_progress == 0:
-        phase = "fleet starting"
+    elif in_progress == 0 and not done and not failed:
+        phase = "fleet starting"       # a fleet, and no job taken yet
     elif waiting == 0:
         phase = "draining"
     else:

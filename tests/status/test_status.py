@@ -3,14 +3,20 @@ spend, and each problem diagnosed with its fix."""
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from rig.dcprun import seed_run
 from rig.dcpworker import DcpWorker
-from rig.seed import APP_NAME, DcpAccount
-from tests.status.conftest import status
+from rig.fleethistory import FleetHistoryStandIn, Record
+from rig.seed import APP_NAME, DLQ, DcpAccount
+from tests.status.conftest import agent, status
 
 
-def worker(acct: DcpAccount, run: dict, outcomes: dict[str, str] | None = None) -> DcpWorker:
-    return DcpWorker(acct.client, APP_NAME, run["queue_url"], APP_NAME, acct.bucket, outcomes or {})
+def worker(acct: DcpAccount, run: dict, outcomes: dict[str, str] | None = None,
+           twice: frozenset[str] = frozenset()) -> DcpWorker:
+    return DcpWorker(acct.client, APP_NAME, run["queue_url"], APP_NAME, acct.bucket, outcomes or {}, twice)
 
 
 def test_nothing_submitted_is_not_started(run_account: DcpAccount) -> None:
@@ -29,3 +35,108 @@ def test_a_run_before_any_job_is_done(run_account: DcpAccount) -> None:
     assert (w["target"], w["running"], w["registered"], w["tasks"]) == (2, 2, 0, {"running": 2, "desired": 2})
     assert doc["eta"] is None and doc["fleets"] == [run["fleet_id"]]
     assert set(doc) >= {"app", "phase", "jobs", "workers", "cost", "eta", "problems"}
+
+
+def test_part_way_with_failures_each_diagnosed_with_its_fix(run_account: DcpAccount,
+                                                             history_standin: FleetHistoryStandIn) -> None:
+    acct = run_account
+    run = seed_run(acct, 20, retries=2)
+    g = run["groups"]
+    outcomes = {g[0]: "empty-image-set", g[1]: "empty-image-set", g[2]: "metadata-mismatch",
+                g[3]: "job-groups-syntax", g[4]: "no-load-data-file", g[5]: "slowdown", g[6]: "s3fs"}
+    w = worker(acct, run, outcomes, twice=frozenset({g[7]}))
+    arns = w.register("dcp-cluster", run["instances"][:1])           # the second instance never joins
+    w.stop_tasks("dcp-cluster", arns[0], "Essential container in task exited", 2)
+    history_standin.record(run["fleet_id"], Record("error", "allLaunchSpecsTemporarilyBlacklisted",
+                                                   "m5.xlarge, ami-1, Linux/UNIX: insufficient capacity"))
+    # Part way: 12 jobs taken (successes deleted, failures back in the queue or already in the DLQ).
+    w.take(12)
+    _, doc = status(acct, "--job", str(run["job_file"]))
+    assert doc["phase"] == "running" and 0 < doc["jobs"]["done"] < 20 and doc["eta"] is not None
+    # The rest, and the failures' retries, until the queue is empty: the failed jobs are in the DLQ.
+    w.take()
+    w.take()
+    code, doc = status(acct, "--job", str(run["job_file"]))
+    jobs = doc["jobs"]
+    assert jobs == {"total": 20, "waiting": 0, "in_progress": 0, "done": 14, "failed": 6}, jobs
+    failed = {j["metadata"]: j["cause"] for j in doc["failed_jobs"]}
+    assert failed == {g[0]: "empty-image-set", g[1]: "empty-image-set", g[2]: "metadata-mismatch",
+                      g[3]: "job-groups-syntax", g[4]: "no-load-data-file", g[6]: "cp-problem"}
+    problems = {p["code"]: p for p in doc["problems"]}
+    assert "LoadData module" in problems["failed-empty-image-set"]["fix"]
+    assert "2 job(s)" in problems["failed-empty-image-set"]["message"]
+    assert "leading zeros" in problems["failed-metadata-mismatch"]["fix"]
+    assert "without spaces" in problems["failed-job-groups-syntax"]["fix"]
+    assert "data_file" in problems["failed-no-load-data-file"]["fix"]
+    assert "SECONDS_TO_START" in problems["s3-slowdown"]["fix"]
+    assert "DOWNLOAD_FILES" in problems["s3fs-disconnected"]["fix"]
+    assert "SQS_MESSAGE_VISIBILITY" in problems["received-twice"]["fix"]
+    assert "Plate" in problems["received-twice"]["message"] and "600 s" in problems["received-twice"]["message"]
+    assert "insufficient capacity" in problems["fleet-no-capacity"]["message"]
+    assert "MACHINE_TYPE" in problems["fleet-no-capacity"]["fix"]
+    assert "Essential container in task exited" in problems["tasks-stopping"]["message"]
+    assert doc["workers"]["registered"] == 1
+    assert doc["phase"] == "finished" and code == 1
+    assert "fleet-still-running" in problems
+
+
+def test_an_instance_that_never_joined_is_nameless(run_account: DcpAccount) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from agent.facts import ec2
+
+    seed_run(run_account, 3)
+    old = datetime.now(UTC) - timedelta(hours=1)
+    real = ec2.instances.fn
+
+    def launched_an_hour_ago(ctx: object, ids: tuple[str, ...]) -> dict:
+        return {k: dict(v, LaunchTime=old) for k, v in real(ctx, ids).items()}   # moto launches "now"
+
+    ec2.instances.fn = launched_an_hour_ago  # type: ignore[assignment]
+    try:
+        _, doc = status(run_account)
+    finally:
+        ec2.instances.fn = real  # type: ignore[assignment]
+    problems = {p["code"]: p for p in doc["problems"]}
+    assert "2 of 2 instance(s) never registered" in problems["never-registered"]["message"]
+    assert "ecsconfigs" in problems["never-registered"]["fix"]
+    assert doc["cost"]["so_far"] > 0.0 or doc["cost"]["per_hour"] == 0.0
+
+
+def test_requeue_plans_then_moves_exactly_the_failed_jobs(run_account: DcpAccount) -> None:
+    acct = run_account
+    run = seed_run(acct, 6, retries=1)
+    g = run["groups"]
+    w = worker(acct, run, {g[1]: "empty-image-set", g[4]: "metadata-mismatch"})
+    w.take()
+    w.take()
+    sqs = acct.client("sqs")
+    dlq_url = sqs.get_queue_url(QueueName=DLQ)["QueueUrl"]
+    # A second copy of one failed job (the same body) in the dead-letter queue: it is sent back once.
+    body = json.loads(sqs.receive_message(QueueUrl=dlq_url, VisibilityTimeout=0)["Messages"][0]["Body"])
+    sqs.send_message(QueueUrl=dlq_url, MessageBody=json.dumps(body))
+    code, out, _ = agent("requeue", "--settings", str(acct.settings))
+    assert code == 0 and "receive-send-delete" in out and "--apply" in out
+    assert g[1] in out and g[4] in out and out.count("~ ") == 3
+    assert sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["ApproximateNumberOfMessages"])[
+        "Attributes"]["ApproximateNumberOfMessages"] == "3"                      # the plan moved nothing
+    code, out, _ = agent("requeue", "--apply", "--json", "--settings", str(acct.settings))
+    applied = json.loads(out)["applied"]
+    assert code == 0 and applied["method"] == "receive-send-delete"
+    assert (applied["moved"], applied["same_body_deleted"], applied["left"]) == (2, 1, 0)
+    back = []
+    while got := sqs.receive_message(QueueUrl=run["queue_url"], MaxNumberOfMessages=10).get("Messages", []):
+        back += [json.loads(m["Body"])["Metadata"] for m in got]
+    assert sorted(back) == sorted([g[1], g[4]])                                  # nothing lost, nothing doubled
+
+
+def test_a_read_that_fails_is_could_not_check_never_finished(run_account: DcpAccount,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    seed_run(run_account, 3)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", run_account.endpoint)        # moto itself: no fleet history (HTTP 500)
+    code, doc = status(run_account)
+    assert code == 3
+    assert any(p["code"] == "unchecked" and "history" in p["message"] for p in doc["problems"])
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")           # nothing answers at all
+    code, out, err = agent("status", "--json", "--settings", str(run_account.settings))
+    assert code == 3 and out == "" and "could not reach AWS" in err and "finished" not in err
