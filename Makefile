@@ -1,4 +1,4 @@
-# The two commands a new user runs (see README): `make demo` and `make test`.
+# The two commands a new user runs (see README.md): `make demo` and `make test`.
 # Each first brings the machine up to what it needs, idempotently: apt packages, a venv in .venv, the
 # project installed into it. A second run finds everything in place and takes a second or two.
 
@@ -10,13 +10,16 @@ STAMP := .make
 # Tools the tests, the demo and the builds run on this machine (the sandbox hosts get theirs from the recipe).
 APT_PACKAGES := packer openssh-server openssh-client debootstrap git rsync iproute2 util-linux python3-venv ca-certificates
 PYTEST_ARGS ?=
+# Two workers (pytest-xdist; the machine has 2 cores): tests that boot sandbox hosts share one (tests/conftest.py).
+PYTEST_WORKERS ?= 2
 
-.PHONY: help setup apt venv test lint unit demo bench clean
+.PHONY: help setup apt venv test lint docs docs-check unit demo bench clean
 
 help:
 	@echo "make demo   run the whole flow against a local AWS emulator and a sandbox host"
-	@echo "make test   lint, type-check and run the test suite"
+	@echo "make test   lint, type-check, build the docs (strict) and run the test suite"
 	@echo "make lint   ruff + mypy only;  make bench  the benchmarks;  make clean  remove build products"
+	@echo "make docs   build the documentation site into site/ (offline)"
 
 setup: apt venv
 
@@ -50,9 +53,16 @@ lint: setup
 	$(VENV)/bin/mypy
 
 unit: setup
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
-test: lint unit
+# The documentation site (mkdocs.yml, docs/): strict, so a broken link or a page missing from the nav fails.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
+docs-check: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir $(STAMP)/site
+
+test: lint docs-check unit
 
 demo: setup
 	$(VENV)/bin/invoke demo
@@ -65,5 +75,5 @@ bench: setup
 	$(PY) bench/build_ami.py
 
 clean:
-	rm -rf build dist *.egg-info $(STAMP) .mypy_cache .ruff_cache .pytest_cache packer/build
+	rm -rf build dist *.egg-info $(STAMP) .mypy_cache .ruff_cache .pytest_cache packer/build site
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

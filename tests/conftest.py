@@ -55,6 +55,18 @@ def pytest_configure(config: pytest.Config) -> None:
     netguard.install()
 
 
+# Tests that boot sandbox hosts share one worker under pytest-xdist (make test runs two): they are CPU- and
+# disk-bound (debootstrap layers, apt inside the host, Packer), and the session's bootstrapped node layer is
+# then built once, not once per worker; the other worker takes the tests that mostly wait on moto or timeouts.
+HOST_FIXTURES = frozenset({"sandbox_key", "node_layer"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if HOST_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("hosts"))
+
+
 @pytest.fixture(autouse=True)
 def loopback_only() -> Iterator[None]:
     """Fail any test whose process, or a Python subprocess, reached for a non-loopback address."""
