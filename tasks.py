@@ -1,4 +1,4 @@
-"""Invoke tasks: ``invoke --list`` shows them. See the README for what each does.
+"""Invoke tasks: ``invoke --list`` shows them; each task's page is in docs/ (``invoke --help TASK`` names it).
 
 The tasks only turn options into calls: the work is in ``bootstrap`` (its CLI, ``bootstrap.ami``,
 ``bootstrap.node`` and ``bootstrap.cleanup``), where the defaults live too (``BuildConfig``, ``NodeConfig``).
@@ -202,7 +202,9 @@ def _help_if_asked(prog: str, *values: str) -> None:
 
 @command()
 def demo(c: Context) -> None:
-    """The whole flow against a local AWS emulator and a sandbox host (what `make demo` runs)."""
+    """The whole flow against a local AWS emulator and a sandbox host (what `make demo` runs).
+
+    Docs: README.md, 'The two commands'."""
     c.run(f"{sys.executable} -m rig.demo", pty=sys.stdout.isatty())
 
 
@@ -213,7 +215,8 @@ def _bootstrap_interrupted() -> str:
 @command(help={
     "hosts": "one or more hosts, comma- or space-separated: user@host:port, host, or ~/.ssh/config aliases",
     "identity": "SSH private key (-i)", "dry_run": "connect, read state and list what would change",
-    "repo_url": "Distributed-CellProfiler repository to clone", "ref": "branch, tag or commit",
+    "repo_url": "the project's repository to clone (default: the --project's own)", "ref": "branch, tag or commit",
+    "project": "cellprofiler (default), something, fiji or omezarr: whose clone and requirements the nodes get",
     "no_s3fs": "do not install s3fs", "log_dir": "one log file per host (default bootstrap-logs/)",
     "connect_timeout": "seconds to wait for SSH, decimals allowed (default 10)",
     "accept_new_host_keys": "trust hosts not yet in known_hosts and add them (a changed key is always refused)",
@@ -222,13 +225,17 @@ def _bootstrap_interrupted() -> str:
 }, numbers={"connect_timeout": POSITIVE_SECONDS}, short={"identity": "i"}, interrupted=_bootstrap_interrupted)
 def bootstrap(c: Context, hosts: str, identity: str = "", dry_run: bool = False, repo_url: str = "",  # noqa: PLR0917
               ref: str = "", no_s3fs: bool = False, log_dir: str = "", connect_timeout: float = 0.0,
-              accept_new_host_keys: bool = False, known_hosts: str = "", aws_cli_version: str = "") -> None:
-    """Turn running hosts into DCP control nodes over SSH (the same recipe as build-ami)."""
+              accept_new_host_keys: bool = False, known_hosts: str = "", aws_cli_version: str = "",
+              project: str = "") -> None:
+    """Turn running hosts into DCP control nodes over SSH (the same recipe as build-ami).
+
+    Docs: docs/bootstrap.md (make docs builds the site)."""
     from bootstrap import cli
 
     args = hosts.replace(",", " ").split()
     _help_if_asked("bootstrap", *args)
-    for flag, value in (("-i", identity), ("--repo-url", repo_url), ("--ref", ref), ("--log-dir", log_dir),
+    for flag, value in (("-i", identity), ("--project", project), ("--repo-url", repo_url), ("--ref", ref),
+                        ("--log-dir", log_dir),
                         ("--known-hosts", known_hosts), ("--aws-cli-version", aws_cli_version)):
         if value:
             args += [flag, value]
@@ -264,7 +271,8 @@ _ENDPOINT = "EC2-compatible endpoint http(s)://host[:port] (an emulator); empty 
     "kms_key_id": "KMS key for the root volume",
     "ssh_cidr": "IPv4 network(s) allowed to SSH to the build instance, e.g. 203.0.113.7/32, none wider than /16 "
                 "(default: your public address as Packer sees it; Packer 1.6.6 needs this or --security-group-id)",
-    "repo_url": f"Distributed-CellProfiler repository (default {_BUILD['repo_url']})",
+    "repo_url": f"the project's repository (default {_BUILD['repo_url']}, or the --project's own)",
+    "project": "cellprofiler (default), something, fiji or omezarr: whose clone and requirements the node gets",
     "ref": f"branch, tag or commit (default {_BUILD['ref']})",
     "endpoint": _ENDPOINT, "ssh_host": "SSH address override",
     "ssh_port": f"SSH port (default {_BUILD['ssh_port']})", "ssh_keypair_name": "existing key pair",
@@ -281,8 +289,10 @@ def build_ami(c: Context, region: str = "", instance_type: str = "", subnet_id: 
               repo_url: str = "", ref: str = "", endpoint: str = "", ssh_host: str = "",
               ssh_port: int = _BUILD["ssh_port"], ssh_keypair_name: str = "", ssh_private_key_file: str = "",
               ssh_cidr: str = "", aws_cli_version: str = "", associate_public_ip: bool = False,
-              ssh_interface: str = "", iam_instance_profile: str = "") -> None:
-    """Bake a DCP control-node AMI with Packer (the bootstrap recipe), then print its id."""
+              ssh_interface: str = "", iam_instance_profile: str = "", project: str = "") -> None:
+    """Bake a DCP control-node AMI with Packer (the bootstrap recipe), then print its id.
+
+    Docs: docs/build-ami.md#build-ami (make docs builds the site)."""
     cfg = ami.BuildConfig.from_options(
         region=region, instance_type=instance_type, subnet_id=subnet_id, security_group_id=security_group_id,
         ssh_username=ssh_username, source_ami_name=source_ami_name, source_ami_owner=source_ami_owner,
@@ -290,13 +300,15 @@ def build_ami(c: Context, region: str = "", instance_type: str = "", subnet_id: 
         ssh_host=ssh_host, ssh_port=ssh_port, ssh_keypair_name=ssh_keypair_name,
         ssh_private_key_file=ssh_private_key_file, ssh_cidr=ssh_cidr, aws_cli_version=aws_cli_version,
         associate_public_ip=associate_public_ip, ssh_interface=ssh_interface,
-        iam_instance_profile=iam_instance_profile)
+        iam_instance_profile=iam_instance_profile, project=project)
     print(ami.build(cfg).image_id)
 
 
 @command()
 def validate(c: Context) -> None:
-    """packer fmt -check and packer validate on the template; no AWS credentials needed."""
+    """packer fmt -check and packer validate on the template; no AWS credentials needed.
+
+    Docs: docs/build-ami.md#validate (make docs builds the site)."""
     try:
         version = ami.validate()
     except ami.BuildError as e:
@@ -313,7 +325,9 @@ def validate(c: Context) -> None:
          numbers={"keep": COUNT, "older_than": MINUTES})
 def cleanup_build(c: Context, region: str = "", endpoint: str = "", delete: bool = False,  # noqa: PLR0917
                   keep: int = cleanup.KEEP, older_than: float = cleanup.OLDER_THAN, prefix: str = "") -> None:
-    """Find (and with --delete remove) what this project's interrupted builds left, and AMIs beyond --keep."""
+    """Find (and with --delete remove) what this project's interrupted builds left, and AMIs beyond --keep.
+
+    Docs: docs/build-ami.md#cleanup-build (make docs builds the site)."""
     failed = cleanup.cleanup(region, endpoint, prefix=prefix, keep=keep, delete=delete, older_than=older_than)
     if failed:
         raise Exit(f"cleanup-build: {failed} could not be deleted (see above)", code=1)
@@ -346,7 +360,9 @@ def launch_node(c: Context, region: str = "", key_name: str = "", ami: str = "",
                 kms_key_id: str = "", ssh_username: str = "", dry_run: bool = False, endpoint: str = "",
                 ssh_host: str = "", ssh_port: int = _NODE_SSH_PORT,
                 wait_timeout: float = _NODE_WAIT) -> None:
-    """Start a control node from this project's newest AMI; wait for SSH; print the ssh command."""
+    """Start a control node from this project's newest AMI; wait for SSH; print the ssh command.
+
+    Docs: docs/nodes.md#launch-node (make docs builds the site)."""
     cfg = node.NodeConfig.from_options(
         region=region, key_name=key_name, ami=ami, instance_type=instance_type, name=name, ssh_cidr=ssh_cidr,
         instance_profile=instance_profile, subnet_id=subnet_id, kms_key_id=kms_key_id, ssh_username=ssh_username,
@@ -358,7 +374,9 @@ def launch_node(c: Context, region: str = "", key_name: str = "", ami: str = "",
 
 @command(help={"region": "AWS region", "endpoint": _ENDPOINT})
 def list_nodes(c: Context, region: str = "", endpoint: str = "") -> None:
-    """The control nodes launch-node started (not terminated)."""
+    """The control nodes launch-node started (not terminated).
+
+    Docs: docs/nodes.md#list-nodes (make docs builds the site)."""
     lines = node.list_nodes(region, endpoint)
     print("\n".join(lines) if lines else "list-nodes: no nodes")
 
@@ -366,7 +384,9 @@ def list_nodes(c: Context, region: str = "", endpoint: str = "") -> None:
 @command(help={"node_name": "node name or instance id (invoke list-nodes)", "region": "AWS region",
                "endpoint": _ENDPOINT})
 def stop_node(c: Context, node_name: str, region: str = "", endpoint: str = "") -> None:
-    """Stop a node launch-node started (its volume stays, and keeps costing)."""
+    """Stop a node launch-node started (its volume stays, and keeps costing).
+
+    Docs: docs/nodes.md#stop-node (make docs builds the site)."""
     _help_if_asked("stop-node", node_name)
     ids = node.change_node(node_name, "stop", region, endpoint)
     print(f"stop-node: {', '.join(ids)} stopped")
@@ -375,7 +395,9 @@ def stop_node(c: Context, node_name: str, region: str = "", endpoint: str = "") 
 @command(help={"node_name": "node name or instance id (invoke list-nodes)", "region": "AWS region",
                "endpoint": _ENDPOINT})
 def terminate_node(c: Context, node_name: str, region: str = "", endpoint: str = "") -> None:
-    """Terminate a node launch-node started (its root volume goes with it)."""
+    """Terminate a node launch-node started (its root volume goes with it).
+
+    Docs: docs/nodes.md#stop-node (make docs builds the site)."""
     _help_if_asked("terminate-node", node_name)
     ids = node.change_node(node_name, "terminate", region, endpoint)
     print(f"terminate-node: {', '.join(ids)} terminated")

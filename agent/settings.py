@@ -104,7 +104,7 @@ def _apply(s: Settings, doc: dict[str, Any], source: Path) -> None:
                     raise SettingsError(f"{where}.{k}: expected ttl or timeout as a positive whole number")
                 setattr(s, f"login_{k}", v)
         else:
-            raise SettingsError(f"{source}: unknown setting {key!r} (see the README, 'Configuration')")
+            raise SettingsError(f"{source}: unknown setting {key!r} (see docs/configuration.md)")
 
 
 def load(path: Path | None = None) -> Settings:

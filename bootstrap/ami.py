@@ -70,7 +70,8 @@ class BuildConfig:
     associate_public_ip: bool = False       # a public address even where the subnet gives none
     ssh_interface: str = ""                 # "" (public, else private address), public_ip, …, session_manager
     iam_instance_profile: str = ""          # for the build instance (session_manager needs SSM's policy)
-    repo_url: str = Options.repo_url
+    repo_url: str = Options.repo_url        # the project's own repository when --project names a sibling
+    project: str = "cellprofiler"           # the Distributed-* project the node is for (a row of agent.flavours)
     ref: str = "master"
     aws_cli_version: str = Options.aws_cli_version     # the official bundle's version (Ubuntu images)
     extra_tags: dict[str, str] = field(default_factory=dict)
@@ -85,6 +86,17 @@ class BuildConfig:
         """A config from command-line options: an empty value ("" or None) means the default; no region
         means the one the AWS configuration names."""
         given = {name: value for name, value in options.items() if value is not None and value != ""}
+        if "project" in given:
+            from agent import flavours
+            from agent.boundary import UserError
+
+            try:
+                flavour = flavours.by_key(str(given["project"]))
+            except KeyError:
+                raise UserError(f"--project {given['project']!r} is not one of {', '.join(flavours.FLAVOURS)}") from None
+            given["project"] = flavour.key
+            if not flavour.is_dcp:
+                given.setdefault("repo_url", flavour.repo_url)
         return cls(**{"region": given.pop("region", "") or check_region(""), **given})
 
 
@@ -516,7 +528,8 @@ def base_tags(cfg: BuildConfig, build_id: str = "") -> dict[str, str]:
     from agent import __version__
 
     tags = {"Name": cfg.ami_name_prefix, PROJECT_TAG: PROJECT, "dcp:project-version": __version__,
-            "dcp:git-commit": git_commit(), "dcp:recipe-sha256": recipe_hash(), "dcp:dcp-ref": cfg.ref}
+            "dcp:git-commit": git_commit(), "dcp:recipe-sha256": recipe_hash(), "dcp:dcp-ref": cfg.ref,
+            "dcp:distributed-project": Options(project=cfg.project).flavour.name, "dcp:dcp-repo": cfg.repo_url[:255]}
     if build_id:
         tags[BUILD_ID_TAG] = build_id
     return {**tags, **cfg.extra_tags}
@@ -525,7 +538,7 @@ def base_tags(cfg: BuildConfig, build_id: str = "") -> dict[str, str]:
 def stage(cfg: BuildConfig, build: Path) -> tuple[Path, Path]:
     home = "/root" if cfg.ssh_username == "root" else f"/home/{cfg.ssh_username}"
     opts = Options(repo_url=cfg.repo_url, ref=cfg.ref, owner=cfg.ssh_username, owner_home=home,
-                   aws_cli_version=cfg.aws_cli_version)
+                   aws_cli_version=cfg.aws_cli_version, project=cfg.project)
     st, full = prepare(build / "stage", opts)
     recipe = build / "recipe.sh"
     recipe.write_text(render_script(full))

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn
 
+from agent import flavours
 from agent.boundary import UserError, guard
 from bootstrap import runner
 from bootstrap.hosts import Target, parse_host, show
@@ -50,11 +51,14 @@ def _count(text: str) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="invoke bootstrap", description="Turn running hosts into DCP control nodes over SSH.")
+    p = _Parser(prog="invoke bootstrap", description="Turn running hosts into DCP control nodes over SSH.",
+                epilog="Docs: docs/bootstrap.md (make docs builds the site)")
     p.add_argument("hosts", nargs="+", metavar="HOST", help="user@host:port, host, or an ~/.ssh/config alias")
     p.add_argument("-i", "--identity", metavar="KEY", help="SSH private key")
     p.add_argument("--dry-run", action="store_true", help="connect and list what would change; change nothing")
-    p.add_argument("--repo-url", default=DEFAULT_REPO, help="Distributed-CellProfiler repository to clone")
+    p.add_argument("--project", default="cellprofiler", help="the Distributed-* project the nodes are for: "
+                   + ", ".join(flavours.FLAVOURS) + " (its clone and requirements; default cellprofiler)")
+    p.add_argument("--repo-url", default="", help="the project's repository to clone (default: its GitHub URL)")
     p.add_argument("--ref", default="master", help="branch, tag or commit to check out")
     p.add_argument("--no-s3fs", action="store_true", help="do not install s3fs")
     p.add_argument("--aws-cli-version", default=AWS_CLI_VERSION, metavar="V",
@@ -175,11 +179,17 @@ def _main(argv: list[str], run: _Run) -> int:
     if not re.fullmatch(r"2\.[0-9]+\.[0-9]+", args.aws_cli_version):
         raise UserError(f"--aws-cli-version {show(args.aws_cli_version, 40)} is not an AWS CLI v2 version (e.g. "
                         f"{AWS_CLI_VERSION})")
+    try:
+        flavour = flavours.by_key(args.project)
+    except KeyError:
+        raise UserError(f"--project {show(args.project, 40)} is not one of {', '.join(flavours.FLAVOURS)}") from None
+    args.repo_url = args.repo_url or (DEFAULT_REPO if flavour.is_dcp else flavour.repo_url)
     _plain("--repo-url", args.repo_url)
     _plain("--ref", args.ref)
     log_dir = _log_dir(args.log_dir)          # last: it creates the directory
     runner.CONNECT_TIMEOUT = args.connect_timeout
-    base = Options(repo_url=args.repo_url, ref=args.ref, s3fs=not args.no_s3fs, aws_cli_version=args.aws_cli_version)
+    base = Options(repo_url=args.repo_url, ref=args.ref, s3fs=not args.no_s3fs, aws_cli_version=args.aws_cli_version,
+                   project=flavour.key)
     print(f"bootstrap: {len(args.hosts)} host(s){' (dry run)' if args.dry_run else ''}; logs in {args.log_dir}/")
     tty = sys.stdout.isatty()
     progress = LiveRows(args.hosts) if tty else PlainLines()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from agent import flavours
 from bootstrap.facts import SUPPORTED, OsInfo
 
 STAGE = "/var/tmp/dcp-stage"  # noqa: S108 - on the target host, root-only (0700): the uploaded files
@@ -43,7 +44,8 @@ class Step:
 
 @dataclass(frozen=True)
 class Options:
-    repo_url: str = DEFAULT_REPO
+    repo_url: str = DEFAULT_REPO        # the project's own (agent.flavours) unless given
+    project: str = "cellprofiler"       # which Distributed-* project the node is for (a row of agent.flavours)
     ref: str = "master"
     owner: str = "root"                 # who owns the DCP clone (the SSH user on a bootstrapped host)
     owner_home: str = "/root"
@@ -54,8 +56,12 @@ class Options:
     files_sha256: dict[str, str] = field(default_factory=dict)   # staged file name -> sha256
 
     @property
+    def flavour(self) -> flavours.Flavour:
+        return flavours.by_key(self.project)
+
+    @property
     def clone(self) -> str:
-        return f"{self.owner_home}/Distributed-CellProfiler"
+        return f"{self.owner_home}/{self.flavour.name}"
 
 
 def _q(s: str) -> str:
@@ -180,8 +186,8 @@ def plan(os_info: OsInfo, opts: Options) -> list[Step]:
         f"git -C {clone} fetch -q origin && git -C {clone} -c advice.detachedHead=false checkout -q {ref} && "
         f"git -C {clone} merge -q --ff-only @{{u}} 2>/dev/null; "
         f"chown -R {_q(opts.owner)}: {clone}",
-        f"Distributed-CellProfiler at {opts.ref}, owned by {opts.owner}"))
-    req = f"{opts.clone}/files/requirements.txt"
+        f"{opts.flavour.name} at {opts.ref}, owned by {opts.owner}"))
+    req = f"{opts.clone}/{opts.flavour.requirements}"
     marker = f"{DCP_VENV}/.requirements.sha256"
     steps.append(Step(
         "dcp-venv",
@@ -190,7 +196,8 @@ def plan(os_info: OsInfo, opts: Options) -> list[Step]:
         f"rm -rf {DCP_VENV} && {python} -m venv {DCP_VENV} && "
         f"{DCP_VENV}/bin/pip install -q --disable-pip-version-check -r {_q(req)} && "
         f"sha256sum {_q(req)} > {marker}",
-        "a virtualenv outside the clone with DCP's files/requirements.txt"))
+        f"a virtualenv outside the clone with {'DCP' if opts.flavour.is_dcp else opts.flavour.name}'s "
+        f"{opts.flavour.requirements}"))
     amarker = f"{AGENT_VENV}/.wheel.sha256"
     steps.append(Step(
         "agent",
@@ -237,6 +244,7 @@ def manifest_script(opts: Options, python: str, agent_python: str = "") -> str:
         "'tmux':v('tmux -V'),"
         "'s3fs':v('s3fs --version 2>/dev/null'),"
         f"'boto3':v('{DCP_VENV}/bin/python -c \"import boto3;print(boto3.__version__)\"'),"
+        f"'project':{opts.flavour.name!r},"
         f"'dcp_repo':{opts.repo_url!r},'dcp_ref':{opts.ref!r},"
         f"'dcp_commit':v('git -C {opts.clone} rev-parse HEAD'),"
         f"'dcp_clone':{opts.clone!r},"

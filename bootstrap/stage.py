@@ -73,7 +73,8 @@ def _toml_string(value: object) -> str:
 def agent_settings(opts: Options) -> str:
     return ("# Written by dcp-control-node's bootstrap; users override in ~/.config/dcp-agent/config.toml\n"
             f"dcp_clone = {_toml_string(opts.clone)}\npython = {_toml_string(f'{DCP_VENV}/bin/python')}\n"
-            f"repo_url = {_toml_string(opts.repo_url)}\n")
+            f"repo_url = {_toml_string(opts.repo_url)}\n"
+            + (f"project = {_toml_string(opts.project)}\n" if opts.project != "cellprofiler" else ""))
 
 
 def prepare(directory: Path, opts: Options, wheel: Path | None = None) -> tuple[Stage, Options]:

@@ -8,7 +8,7 @@ Stand-in: moto server keeps IAM per partition, so the roles are made in moto's a
 cn-north-1) as an operator would make them, and the agent reads them from there with ``AWS_REGION`` and the CLI
 region set to the China region. moto stores a trust policy as given and never decides which service may assume
 a role, so this proves what the checks read and how they judge the document, not that AWS China accepts each
-name (that comes from AWS's behaviour as reported, see the README).
+name (that comes from AWS's behaviour as reported, see docs/checks.md, R01).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from rig.quota_stub import QuotaStub
 from rig.seed import DcpAccount, seed_healthy_account
 
 AGENT = str(Path(sys.executable).parent / "dcp-agent")
-# Documented worst cases with the default settings (README, "Exit statuses and worst-case times"):
+# Documented worst cases with the default settings (docs/agent.md, "Worst-case times with the default settings"):
 # check: check_timeout (10 s) + start-up; fix: the same check run; fleet: one read's retries (3 × 5 s);
 # login --refresh: the check's bound (its budget is the login timeout less 10 s).
 BOUND = {"check": 20.0, "check --json": 20.0, "fix": 20.0, "fix --apply --yes": 20.0, "fleet": 30.0,
