@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="print one JSON document on stdout, nothing else")
     c.add_argument("-v", "--verbose", action="store_true", help="show passes, skips, ids and timings")
     ls = sub.add_parser("list", help="list every check with its id, code, severity and IAM actions",
-                        epilog=_docs("agent.md#list; the catalogue: docs/checks.md"))
+                        epilog=_docs("agent.md#list"))
     ls.add_argument("--json", action="store_true")
     ls.add_argument("--markdown", action="store_true", help="print docs/checks.md, the catalogue page")
     fx = sub.add_parser("fix", help="plan (and with --apply, make) the changes that cure what check finds",
