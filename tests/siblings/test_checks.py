@@ -68,12 +68,16 @@ def _named_profile_keys(a: DcpAccount) -> None:
 
 
 def _job(doc: str) -> Callable[[DcpAccount], None]:
-    return lambda a: a.job.write_text(doc)
+    def write(a: DcpAccount) -> None:
+        a.job.write_text(doc)
+    return write
 
 
 def _run_py(line: str) -> Callable[[DcpAccount], None]:
     """The clone's run.py holding one line (ours) shaped as the one L05 looks for."""
-    return lambda a: a.clone.joinpath("run.py").write_text(f"def generate_task_definition():\n    {line}\n")
+    def write(a: DcpAccount) -> None:
+        a.clone.joinpath("run.py").write_text(f"def generate_task_definition():\n    {line}\n")
+    return write
 
 
 MISTAKES = [
