@@ -38,6 +38,14 @@ def _md(text: str) -> str:
     return "\n\n".join(p.replace("``", "`") for p in paragraphs if p)
 
 
+def _linked(text: str, codes: set[str], own: str) -> str:
+    """Other checks' codes in a text as links to their sections (code spans and links left alone)."""
+    parts = re.split(r"(`[^`]*`|\[[^\]]*\]\([^)]*\))", text)
+    return "".join(p if p.startswith(("`", "[")) else re.sub(
+        r"\b([LCIRSQNZKFM]\d\d)\b", lambda m: f"[{m[1]}](#{m[1].lower()})" if m[1] in codes and m[1] != own
+        else m[1], p) for p in parts)
+
+
 def _anchor(c: Check) -> str:
     return c.code.lower()
 
@@ -78,7 +86,9 @@ def _section(c: Check, by_id: dict[str, Check], first: dict[str, Check]) -> str:
                                                              else ", ".join(links[:-1]) + " and " + links[-1]) + ".")
     if own:
         out += ["", f"**Cannot see, or approximates:** {own[0]}", *(f"\n{p}" for p in own[1:])]
-    return "\n".join(out)
+    codes = {c.code for c in by_id.values()}
+    head, body = out[:2], out[2:]
+    return "\n".join([*head, *(_linked(line, codes, c.code) for line in body)])
 
 
 def render() -> str:
