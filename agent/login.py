@@ -13,12 +13,13 @@ import fcntl
 import os
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 from agent.boundary import UserError
 from agent.model import Result, RunOutcome, Severity, Status
-from agent.settings import SettingsError, cache_dir, load
+from agent.settings import Settings, SettingsError, cache_dir, load
 
 SUMMARY = "login.txt"
 GOOD = "good.txt"     # the summary of the last run that saw everything it checked
@@ -181,16 +182,45 @@ def refresh() -> int:
         except (SettingsError, ValueError) as e:
             _write_atomic(directory / SUMMARY, f"! dcp-agent: {e}\n")
             return 1
-        outcome = run(selection, Context(s), budget=max(5.0, s.login_timeout - 10))
+        # A run in progress comes first: read beside the checks, in a thread of its own; never fails the refresh.
+        found: list[str] = []
+        beside = threading.Thread(target=lambda: found.append(_run_status(s)), daemon=True, name="run-status")
+        beside.start()
+        budget = max(5.0, s.login_timeout - 10)
+        started = time.monotonic()
+        outcome = run(selection, Context(s), budget=budget)
+        beside.join(max(0.0, budget - (time.monotonic() - started)))
+        status = found[0] if found else ""
         _write_atomic(directory / FULL, as_json(outcome) + "\n")
         if outcome.unchecked:   # AWS was not seen: say so first, with the last result that saw everything
-            _write_atomic(directory / SUMMARY, unchecked_summary(outcome, directory / GOOD))
+            _write_atomic(directory / SUMMARY, status + unchecked_summary(outcome, directory / GOOD))
         else:
             text = summarize(outcome.results)
-            _write_atomic(directory / SUMMARY, text)
+            _write_atomic(directory / SUMMARY, status + text)
             _write_atomic(directory / GOOD, text)
         _write_atomic(directory / TTL_FILE, f"{s.login_ttl}\n")
     return outcome.exit_status
+
+
+def _run_status(s: Settings) -> str:
+    """The lines of the current DCP run, when one is in progress (``dcp-agent status``, its sample added to the
+    user's cache): its progress line, then its problems. Empty when there is none, or when it could not be read
+    (the checks below say why): a login summary never fails because of it."""
+    from agent.context import Context
+    from agent.status import samples
+    from agent.status.cli import login_lines
+    from agent.status.compute import compute, names
+
+    try:
+        ctx = Context(s)
+        app = names(ctx).app
+        history = samples.load(app)
+        st = compute(ctx, history)
+        history.last = st.as_json()
+        samples.save(app, history)
+        return "".join(_short(line, 160) + "\n" for line in login_lines(st))
+    except Exception:   # whatever it is, the readiness lines still come
+        return ""
 
 
 def show() -> int:

@@ -140,11 +140,14 @@ def login_lines(st: Any, problems: int = 3) -> list[str]:
     if not st.in_progress_phase and not (st.phase == "finished" and (st.failed or st.fleets)):
         return []
     out = [one_line(st)]
-    for p in st.problems[:problems]:
+    shown = [p for p in st.problems if p.code != "unchecked"]
+    if len(shown) < len(st.problems):
+        out[0] += " (some reads failed: dcp-agent status)"
+    for p in shown[:problems]:
         text = f"  ✗ {p.code}: {p.message}"
         out.append(text if len(text) <= 160 else text[:159] + "…")
-    if len(st.problems) > problems:
-        out.append(f"  and {len(st.problems) - problems} more: dcp-agent status")
+    if len(shown) > problems:
+        out.append(f"  and {len(shown) - problems} more: dcp-agent status")
     return out
 
 
