@@ -148,7 +148,6 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     ctx = Context(s, config=args.config, fleet=args.fleet, job=args.job)
     outcome = run(selection, ctx)
-    outcome.project = ctx.recognised.as_dict()
     try:
         if args.json:
             sys.stdout.write(as_json(outcome) + "\n")

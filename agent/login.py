@@ -47,9 +47,10 @@ def _short(text: str, width: int = 110) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def summarize(results: list[Result]) -> str:
-    """A few lines: the verdict; first whatever costs money right now (its cost a day and the command that
-    stops it, never cut short); then the most important problems with their fixes; where to look next."""
+def summarize(results: list[Result], who: str = "DCP") -> str:
+    """A few lines: the verdict (for ``who``: DCP, or the sibling the checks judged by); first whatever costs
+    money right now (its cost a day and the command that stops it, never cut short); then the most important
+    problems with their fixes; where to look next."""
     costly = sorted((r for r in results if r.cost_per_day is not None and r.status in (Status.WARN, Status.FAIL)),
                     key=lambda r: -(r.cost_per_day or 0.0))
     fails = [r for r in results if r.status in (Status.FAIL, Status.ERROR) and r not in costly]
@@ -59,9 +60,9 @@ def summarize(results: list[Result]) -> str:
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime())
     if not problems and not cautions:
         passed = sum(1 for r in results if r.status == Status.PASS)
-        return f"✓ ready for DCP ({passed} checks passed, {when})\n"
-    head = (f"✗ DCP is not ready: {problems} problem{'s' * (problems != 1)}" if problems
-            else "! ready for DCP, with")
+        return f"✓ ready for {who} ({passed} checks passed, {when})\n"
+    head = (f"✗ {who} is not ready: {problems} problem{'s' * (problems != 1)}" if problems
+            else f"! ready for {who}, with")
     if cautions:
         head += f"{',' if problems else ''} {cautions} warning{'s' * (cautions != 1)}"
     if costly:
@@ -157,7 +158,7 @@ def refresh() -> int:
     see the environment the user's shell ends up with (see shell_env)."""
     from agent.context import Context
     from agent.registry import select
-    from agent.report import as_json
+    from agent.report import as_json, project_name
     from agent.runner import run
 
     directory = cache_dir()
@@ -195,7 +196,7 @@ def refresh() -> int:
         if outcome.unchecked:   # AWS was not seen: say so first, with the last result that saw everything
             _write_atomic(directory / SUMMARY, status + unchecked_summary(outcome, directory / GOOD))
         else:
-            text = summarize(outcome.results)
+            text = summarize(outcome.results, project_name(outcome))
             _write_atomic(directory / SUMMARY, status + text)
             _write_atomic(directory / GOOD, text)
         _write_atomic(directory / TTL_FILE, f"{s.login_ttl}\n")

@@ -27,6 +27,12 @@ def as_json(outcome: RunOutcome) -> str:
     return json.dumps(doc, indent=2, ensure_ascii=False)
 
 
+def project_name(outcome: RunOutcome) -> str:
+    """What a verdict calls the project: "DCP" for Distributed-CellProfiler, else the sibling's own name."""
+    p = outcome.project
+    return "DCP" if not p or p["key"] == "cellprofiler" else str(p["name"])
+
+
 def project_line(outcome: RunOutcome) -> str:
     """One line naming the project whose rules judged the run ("" when the caller did not say)."""
     p = outcome.project
@@ -62,7 +68,7 @@ def summary_line(outcome: RunOutcome) -> str:
         if not passed and not warns:
             seen = "nothing was checked"
         return f"could not check: {outcome.cause} ({missing} not checked; {seen}) in {secs:.1f} s"
-    who = "DCP" if not outcome.project or outcome.project["key"] == "cellprofiler" else outcome.project["name"]
+    who = project_name(outcome)
     if fails == 0 and warns == 0:
         return f"ready for {who}: {passed} checks passed in {secs:.1f} s"
     parts = []

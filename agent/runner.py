@@ -195,4 +195,6 @@ def run(selection: Selection | list[Check], ctx: Context, *, timeout: float | No
         pool.shutdown(wait=False, cancel_futures=True)
     position = {c.id: i for i, c in enumerate(checks)}
     results = sorted(done.values(), key=lambda r: position[r.id])
-    return RunOutcome(results, int((time.monotonic() - start) * 1000))
+    outcome = RunOutcome(results, int((time.monotonic() - start) * 1000))
+    outcome.project = ctx.recognised.as_dict()   # whose rules judged the run: the report, --json and login say it
+    return outcome

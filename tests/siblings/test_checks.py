@@ -130,3 +130,19 @@ def test_each_differing_rule_is_caught_by_its_check(account: DcpAccount, m: Mist
         assert m.contains in r.message + " " + r.fix, r.message + " | " + r.fix
     if m.expect != "pass":
         assert r.fix
+
+
+def test_the_login_summary_names_the_project_it_judged_by(account: DcpAccount) -> None:
+    """The login hook's cached lines say "ready for Distributed-Fiji", not DCP, on a Fiji control node."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    sib = as_sibling(account, "fiji")
+    env = dict(os.environ, **sib.env())
+    subprocess.run([str(Path(sys.executable).parent / "dcp-agent"), "login", "--refresh"], env=env,
+                   capture_output=True, text=True, timeout=120, check=False)
+    summary = (Path(env["XDG_CACHE_HOME"]) / "dcp-agent" / "login.txt").read_text()
+    first = summary.splitlines()[0]
+    assert "Distributed-Fiji" in first and "DCP" not in first, summary

@@ -4,6 +4,7 @@ spend, and each problem diagnosed with its fix."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -80,7 +81,7 @@ def test_part_way_with_failures_each_diagnosed_with_its_fix(run_account: DcpAcco
     assert "fleet-still-running" in problems
 
 
-def test_an_instance_that_never_joined_is_nameless(run_account: DcpAccount) -> None:
+def test_an_instance_that_never_joined_is_nameless(run_account: DcpAccount, monkeypatch: pytest.MonkeyPatch) -> None:
     from datetime import UTC, datetime, timedelta
 
     from agent.facts import ec2
@@ -89,14 +90,11 @@ def test_an_instance_that_never_joined_is_nameless(run_account: DcpAccount) -> N
     old = datetime.now(UTC) - timedelta(hours=1)
     real = ec2.instances.fn
 
-    def launched_an_hour_ago(ctx: object, ids: tuple[str, ...]) -> dict:
+    def launched_an_hour_ago(ctx: Any, ids: tuple[str, ...]) -> dict[str, Any]:
         return {k: dict(v, LaunchTime=old) for k, v in real(ctx, ids).items()}   # moto launches "now"
 
-    ec2.instances.fn = launched_an_hour_ago  # type: ignore[assignment]
-    try:
-        _, doc = status(run_account)
-    finally:
-        ec2.instances.fn = real  # type: ignore[assignment]
+    monkeypatch.setattr(ec2.instances, "fn", launched_an_hour_ago)
+    _, doc = status(run_account)
     problems = {p["code"]: p for p in doc["problems"]}
     assert "2 of 2 instance(s) never registered" in problems["never-registered"]["message"]
     assert "ecsconfigs" in problems["never-registered"]["fix"]
