@@ -1,4 +1,4 @@
-"""The least-privilege IAM policy ``dcp-agent fix --apply`` and ``dcp-agent fleet`` need: the checks' read-only
+"""The least-privilege IAM policy ``dcp-agent fix --apply``, ``dcp-agent fleet`` and ``dcp-agent requeue`` need: the checks' read-only
 policy (fix runs the checks first), the few reads of fix and fleet, and each write scoped to the resources
 DCP names (its roles, instance profile, AWS_BUCKET, the dead-letter queue, the key pair).
 
@@ -48,6 +48,15 @@ WRITES: list[dict[str, Any]] = [
      "Condition": {"StringEquals": {"ec2:CreateAction": ["CreateSecurityGroup", "AuthorizeSecurityGroupIngress",
                                                          "CreateKeyPair", "ImportKeyPair"]}}},
     {"Sid": "FixQuotaRequest", "Action": ["servicequotas:RequestServiceQuotaIncrease"], "Resource": ["*"]},
+    # dcp-agent requeue (agent/status/requeue.py): failed jobs from the dead-letter queue back to the job queue,
+    # by SQS's redrive (StartMessageMoveTask needs, on the source, ReceiveMessage, DeleteMessage and
+    # GetQueueAttributes too, and SendMessage on the destination) or by receive-send-delete.
+    {"Sid": "RequeueFromDeadLetterQueue",
+     "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes",
+                "sqs:StartMessageMoveTask", "sqs:ListMessageMoveTasks"],
+     "Resource": [f"{ARN}:sqs:<REGION>:<ACCT>:<SQS_DEAD_LETTER_QUEUE>"]},
+    {"Sid": "RequeueToJobQueue", "Action": ["sqs:SendMessage", "sqs:GetQueueAttributes"],
+     "Resource": [f"{ARN}:sqs:<REGION>:<ACCT>:<SQS_QUEUE_NAME>"]},
 ]
 
 

@@ -20,7 +20,7 @@ from agent.fix import policy as fix_policy
 from agent.fix.planner import Options, make_plan
 from rig.moto_server import MotoServer
 from rig.quota_stub import QuotaStub
-from rig.seed import DLQ, KEY_NAME, OPERATOR, OPERATOR_IP, DcpAccount, seed_empty_account
+from rig.seed import APP_NAME, DLQ, KEY_NAME, OPERATOR, OPERATOR_IP, DcpAccount, seed_empty_account
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def filled(acct: DcpAccount) -> str:
                                ("<AWS_BUCKET>", acct.bucket),
                                ("<SOURCE_BUCKET>", acct.bucket), ("<WORKSPACE_BUCKET>", acct.bucket),
                                ("<DESTINATION_BUCKET>", acct.bucket), ("<SQS_DEAD_LETTER_QUEUE>", DLQ),
-                               ("<KEY_NAME>", KEY_NAME)):
+                               ("<SQS_QUEUE_NAME>", f"{APP_NAME}Queue"), ("<KEY_NAME>", KEY_NAME)):
         text = text.replace(placeholder, value)
     assert "<" not in text
     doc = json.loads(text)
@@ -111,7 +111,8 @@ def test_fix_policy_is_scoped_to_dcps_resources() -> None:
     text = fix_policy.render()
     for placeholder, value in (("<PARTITION>", "aws"), ("<ACCT>", "111122223333"), ("<REGION>", "us-east-1"),
                                ("<AWS_BUCKET>", "lab-bucket"),
-                               ("<SQS_DEAD_LETTER_QUEUE>", "lab_Dead"), ("<KEY_NAME>", "lab-key")):
+                               ("<SQS_DEAD_LETTER_QUEUE>", "lab_Dead"), ("<SQS_QUEUE_NAME>", "lab_Queue"),
+                               ("<KEY_NAME>", "lab-key")):
         text = text.replace(placeholder, value)
     doc = json.loads(text)
     who = "arn:aws:iam::111122223333:user/op"
@@ -124,7 +125,9 @@ def test_fix_policy_is_scoped_to_dcps_resources() -> None:
             ("iam:CreateInstanceProfile", "arn:aws:iam::111122223333:instance-profile/ecsInstanceRole"),
             ("s3:CreateBucket", "arn:aws:s3:::lab-bucket"), ("s3:PutBucketPolicy", "arn:aws:s3:::lab-bucket"),
             ("sqs:CreateQueue", "arn:aws:sqs:us-east-1:111122223333:lab_Dead"),
-            ("ec2:CreateKeyPair", "arn:aws:ec2:us-east-1:111122223333:key-pair/lab-key")]
+            ("ec2:CreateKeyPair", "arn:aws:ec2:us-east-1:111122223333:key-pair/lab-key"),
+            ("sqs:DeleteMessage", "arn:aws:sqs:us-east-1:111122223333:lab_Dead"),
+            ("sqs:SendMessage", "arn:aws:sqs:us-east-1:111122223333:lab_Queue")]
     theirs = [("iam:CreateRole", "arn:aws:iam::111122223333:role/Admin"),
               ("iam:AttachRolePolicy", "arn:aws:iam::111122223333:role/other-team"),
               ("iam:PassRole", "arn:aws:iam::111122223333:role/aws-ec2-spot-fleet-tagging-role"),
@@ -132,6 +135,8 @@ def test_fix_policy_is_scoped_to_dcps_resources() -> None:
               ("sqs:SetQueueAttributes", "arn:aws:sqs:us-east-1:111122223333:their-queue"),
               ("ec2:CreateKeyPair", "arn:aws:ec2:us-east-1:111122223333:key-pair/other"),
               ("iam:DeleteRole", "arn:aws:iam::111122223333:role/ecsInstanceRole"),
-              ("s3:DeleteBucket", "arn:aws:s3:::lab-bucket")]
+              ("s3:DeleteBucket", "arn:aws:s3:::lab-bucket"),
+              ("sqs:DeleteMessage", "arn:aws:sqs:us-east-1:111122223333:lab_Queue"),      # requeue: DLQ only
+              ("sqs:SendMessage", "arn:aws:sqs:us-east-1:111122223333:their-queue")]
     assert [decide(*a) for a in ours] == [iamsim.ALLOWED] * len(ours)
     assert [decide(*a) for a in theirs] == [iamsim.DENIED] * len(theirs)
