@@ -12,12 +12,12 @@ import contextlib
 import fcntl
 import os
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 from agent.boundary import UserError
+from agent.cachefiles import write_private
 from agent.model import Result, RunOutcome, Severity, Status
 from agent.settings import Settings, SettingsError, cache_dir, load
 
@@ -27,20 +27,6 @@ FULL = "last.json"
 TTL_FILE = "ttl"
 LOCK = "refresh.lock"
 MAX_LINES = 3
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _short(text: str, width: int = 110) -> str:
@@ -181,7 +167,7 @@ def refresh() -> int:
             s = load()
             selection = select(s)   # the same selection as 'dcp-agent check': enables and suppressions alike
         except (SettingsError, ValueError) as e:
-            _write_atomic(directory / SUMMARY, f"! dcp-agent: {e}\n")
+            write_private(directory / SUMMARY, f"! dcp-agent: {e}\n")
             return 1
         # A run in progress comes first: read beside the checks, in a thread of its own; never fails the refresh.
         found: list[str] = []
@@ -192,14 +178,14 @@ def refresh() -> int:
         outcome = run(selection, Context(s), budget=budget)
         beside.join(max(0.0, budget - (time.monotonic() - started)))
         status = found[0] if found else ""
-        _write_atomic(directory / FULL, as_json(outcome) + "\n")
+        write_private(directory / FULL, as_json(outcome) + "\n")
         if outcome.unchecked:   # AWS was not seen: say so first, with the last result that saw everything
-            _write_atomic(directory / SUMMARY, status + unchecked_summary(outcome, directory / GOOD))
+            write_private(directory / SUMMARY, status + unchecked_summary(outcome, directory / GOOD))
         else:
             text = summarize(outcome.results, project_name(outcome))
-            _write_atomic(directory / SUMMARY, status + text)
-            _write_atomic(directory / GOOD, text)
-        _write_atomic(directory / TTL_FILE, f"{s.login_ttl}\n")
+            write_private(directory / SUMMARY, status + text)
+            write_private(directory / GOOD, text)
+        write_private(directory / TTL_FILE, f"{s.login_ttl}\n")
     return outcome.exit_status
 
 

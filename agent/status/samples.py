@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
-import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.cachefiles import read_regular, write_private
 from agent.settings import cache_dir
 
 KEEP = 240                      # samples per run (2 hours at the 30-second default)
@@ -50,23 +49,9 @@ def path_for(app: str) -> Path:
     return cache_dir() / f"status-{re.sub(r'[^A-Za-z0-9_.-]', '_', app)}.json"
 
 
-def read_regular(path: Path) -> str | None:
-    """The file's text if it is a regular file (never through a symlink), else None."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
-    except OSError:
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            return f.read(4_000_000).decode("utf-8", errors="replace")
-    finally:
-        os.close(fd)
-
-
 def load(app: str) -> History:
-    text = read_regular(path_for(app))
+    raw = read_regular(path_for(app))
+    text = raw.decode("utf-8", errors="replace") if raw else None
     if not text:
         return History()
     try:
@@ -80,8 +65,6 @@ def load(app: str) -> History:
 
 def save(app: str, history: History) -> None:
     """Write atomically; a cache that cannot be written is not an error (the status itself was shown)."""
-    from agent.login import _write_atomic
-
     path = path_for(app)
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -89,6 +72,6 @@ def save(app: str, history: History) -> None:
             if path.is_dir() and not path.is_symlink():
                 return
             path.unlink()
-        _write_atomic(path, json.dumps({"run": history.run, "total": history.total,
+        write_private(path, json.dumps({"run": history.run, "total": history.total,
                                         "samples": [asdict(s) for s in history.samples],
                                         "last": history.last}) + "\n")
