@@ -273,7 +273,7 @@ _ENDPOINT = "EC2-compatible endpoint http(s)://host[:port] (an emulator); empty 
                 "(default: your public address as Packer sees it; Packer 1.6.6 needs this or --security-group-id)",
     "repo_url": f"the project's repository (default {_BUILD['repo_url']}, or the --project's own)",
     "project": "cellprofiler (default), something, fiji or omezarr: whose clone and requirements the node gets",
-    "ref": f"branch, tag or commit (default {_BUILD['ref']})",
+    "ref": "branch, tag or commit (default: the --project's default branch, master or main)",
     "endpoint": _ENDPOINT, "ssh_host": "SSH address override",
     "ssh_port": f"SSH port (default {_BUILD['ssh_port']})", "ssh_keypair_name": "existing key pair",
     "ssh_private_key_file": "its private key",

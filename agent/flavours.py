@@ -64,6 +64,7 @@ class Flavour:
     short: str                     # what its docs call it (DCP, DS, DF, DOZC)
     commit: str                    # the commit this row was read at
     repo_url: str
+    default_branch: str            # the repository's default branch (what bootstrap/build-ami check out unless --ref)
     worker_file: str               # recognises a clone
     required: tuple[str, ...]      # config names run.py reads on every path with no default
     backfilled: MappingProxyType[str, Any]      # run.py's own defaults, set before ``from config import *``
@@ -144,6 +145,7 @@ CELLPROFILER = Flavour(
     key="cellprofiler", name="Distributed-CellProfiler", short="DCP",
     commit="17388b33e6e7324b9f014b624450585926ea944c",
     repo_url="https://github.com/DistributedScience/Distributed-CellProfiler.git",
+    default_branch="master",                        # its HEAD: refs/heads/master
     worker_file="worker/cp-worker.py",
     # run.py reads these on every path without a default (SSH_KEY_NAME is not one: run.py never reads it);
     # DESTINATION_BUCKET only with SOURCE_BUCKET, and it is back-filled otherwise (dcpconfig._worker_buckets).
@@ -181,6 +183,7 @@ SOMETHING = Flavour(
     key="something", name="Distributed-Something", short="DS",
     commit="d1d6e62edb0c83e5d0a047e8569d455ea2cebacd",
     repo_url="https://github.com/DistributedScience/Distributed-Something.git",
+    default_branch="main",                        # its HEAD: refs/heads/main
     worker_file="worker/generic-worker.py",
     # run.py: the task definition L28–51 and L104–151, setup L523–537, startCluster L562–650; no DOWNLOAD_FILES,
     # DESTINATION_BUCKET, USE_PLUGINS (generic-worker.py reads those only inside try/except).
@@ -213,6 +216,7 @@ FIJI = Flavour(
     key="fiji", name="Distributed-Fiji", short="DF",
     commit="448d1badd20348d4b212f8fb790216a51f1fae4b",
     repo_url="https://github.com/DistributedScience/Distributed-Fiji.git",
+    default_branch="master",                        # its HEAD: refs/heads/master
     worker_file="worker/fiji-worker.py",
     # run.py: "cpu" is 1024 (L40, no CPU_SHARES), no DOCKER_CORES or SECONDS_TO_START; AUTO_MONITOR has no
     # default (L610 .lower(): NameError without it); SCRIPT_DOWNLOAD_URL L112–115.
@@ -248,6 +252,7 @@ OMEZARR = Flavour(
     key="omezarr", name="Distributed-OMEZarrCreator", short="DOZC",
     commit="d4d16dd14f68d1a0256087029d8551287a2aec7c",
     repo_url="https://github.com/DistributedScience/Distributed-OMEZarrCreator.git",
+    default_branch="main",                        # its HEAD: refs/heads/main
     worker_file="worker/B2R-worker.py",
     # run.py: the task definition L28–122 (CPU_SHARES, CHECK_IF_DONE_BOOL), no DOCKER_CORES, SECONDS_TO_START,
     # EXPECTED_NUMBER_FILES; AUTO_MONITOR has no default (L564 .lower(): NameError without it).

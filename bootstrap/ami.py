@@ -72,9 +72,15 @@ class BuildConfig:
     iam_instance_profile: str = ""          # for the build instance (session_manager needs SSM's policy)
     repo_url: str = Options.repo_url        # the project's own repository when --project names a sibling
     project: str = "cellprofiler"           # the Distributed-* project the node is for (a row of agent.flavours)
-    ref: str = "master"
+    ref: str = ""                           # "" is the project's default branch (Flavour.default_branch)
     aws_cli_version: str = Options.aws_cli_version     # the official bundle's version (Ubuntu images)
     extra_tags: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.ref:
+            from agent import flavours
+
+            self.ref = flavours.by_key(self.project).default_branch
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:

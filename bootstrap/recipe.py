@@ -46,7 +46,7 @@ class Step:
 class Options:
     repo_url: str = DEFAULT_REPO        # the project's own (agent.flavours) unless given
     project: str = "cellprofiler"       # which Distributed-* project the node is for (a row of agent.flavours)
-    ref: str = "master"
+    ref: str = ""                       # "" is the project's default branch (Flavour.default_branch)
     owner: str = "root"                 # who owns the DCP clone (the SSH user on a bootstrapped host)
     owner_home: str = "/root"
     s3fs: bool = True
@@ -54,6 +54,10 @@ class Options:
     wheel: str = ""                     # file name of the agent wheel inside STAGE
     wheel_sha256: str = ""
     files_sha256: dict[str, str] = field(default_factory=dict)   # staged file name -> sha256
+
+    def __post_init__(self) -> None:
+        if not self.ref:   # DS and OMEZarr's default branch is main, DCP and Fiji's master
+            object.__setattr__(self, "ref", self.flavour.default_branch)
 
     @property
     def flavour(self) -> flavours.Flavour:

@@ -8,6 +8,7 @@ import shlex
 import subprocess
 import sys
 import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -26,6 +27,10 @@ def test_the_recipe_installs_the_projects_clone_and_requirements(key: str, tmp_p
     script = render_script(opts)
     assert f"git clone -q {f.repo_url} /home/ubuntu/{f.name}.partial" in script
     assert f"-r /home/ubuntu/{f.name}/{f.requirements}" in script
+    # the project's own default branch (DS and OMEZarr have no master), unless --ref says otherwise
+    assert opts.ref == f.default_branch and f"checkout -q {f.default_branch} " in script
+    assert f"'dcp_ref':{f.default_branch!r}" in shlex.split(manifest_script(opts, "python3"))[2]
+    assert Options(repo_url=f.repo_url, project=key, ref="v1.2").ref == "v1.2"
     assert "Distributed-CellProfiler" not in script
     assert f"'project':{f.name!r}" in shlex.split(manifest_script(opts, "python3"))[2]
     settings = tomllib.loads(agent_settings(opts))
@@ -43,12 +48,47 @@ def test_build_ami_takes_the_project() -> None:
     cfg = BuildConfig.from_options(region="us-east-1", project="fiji")
     assert cfg.repo_url == flavours.FIJI.repo_url
     tags = base_tags(cfg)
+    assert cfg.ref == "master" and tags["dcp:dcp-ref"] == "master"
+    for key, branch in (("something", "main"), ("omezarr", "main"), ("cellprofiler", "master")):
+        built = BuildConfig.from_options(region="us-east-1", project=key)
+        assert built.ref == branch and base_tags(built)["dcp:dcp-ref"] == branch
+    assert BuildConfig.from_options(region="us-east-1", project="omezarr", ref="dev").ref == "dev"
     assert tags["dcp:distributed-project"] == "Distributed-Fiji" and tags["dcp:dcp-repo"] == flavours.FIJI.repo_url
     assert tags["dcp:project"] == "dcp-control-node"   # the run tag cleanup-build goes by is unchanged
     dcp = BuildConfig.from_options(region="us-east-1")
     assert dcp.repo_url == DEFAULT_REPO and base_tags(dcp)["dcp:distributed-project"] == "Distributed-CellProfiler"
     given = BuildConfig.from_options(region="us-east-1", project="something", repo_url="git://127.0.0.1/ds.git")
     assert given.repo_url == "git://127.0.0.1/ds.git"
+
+
+MIRRORS = Path("/work/.mirror")
+
+
+@pytest.mark.parametrize("key", list(flavours.FLAVOURS))
+def test_the_rows_default_branch_is_the_repositorys(key: str) -> None:
+    f = flavours.FLAVOURS[key]
+    git_dir = MIRRORS / f"DistributedScience+{f.name}" / "repo"
+    if not git_dir.is_dir():
+        pytest.skip(f"no mirror of {f.name} at {git_dir}")
+    head = subprocess.run(["git", "--git-dir", str(git_dir), "symbolic-ref", "HEAD"], capture_output=True,
+                          text=True, timeout=30, check=True).stdout.strip()
+    assert head == f"refs/heads/{f.default_branch}"
+
+
+@pytest.mark.parametrize(("key", "given", "branch"), [("something", "", "main"), ("omezarr", "", "main"),
+                                                    ("fiji", "", "master"), ("cellprofiler", "", "master"),
+                                                    ("something", "v2", "v2")])
+def test_bootstrap_checks_out_the_projects_default_branch(key: str, given: str, branch: str, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from bootstrap import cli
+
+    seen: list[Options] = []
+    monkeypatch.setattr(cli, "bootstrap_many", lambda hosts, base, *a, **k: seen.append(base) or [])
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "known_hosts").write_text("")
+    argv = ["--project", key, "--known-hosts", str(tmp_path / "known_hosts"), "root@127.0.0.1:22"]
+    assert cli._main([*argv, *(["--ref", given] if given else [])], cli._Run()) == 0
+    assert [o.ref for o in seen] == [branch]
 
 
 def test_an_unknown_project_is_one_line_and_exit_2() -> None:
