@@ -249,7 +249,14 @@ def _dispatch(argv: list[str] | None) -> int:
 def main(argv: list[str] | None = None) -> int:
     """The one error boundary (agent.boundary): every failure is one line on stderr and an exit status."""
     words = sys.argv[1:] if argv is None else argv
-    return guard("dcp-agent", lambda: _dispatch(argv), verbose="-v" in words or "--verbose" in words)
+    return guard("dcp-agent", lambda: _dispatch(argv), verbose="-v" in words or "--verbose" in words,
+                 interrupted=_interrupted)
+
+
+def _interrupted() -> str:
+    """What the command in hand had done when Ctrl-C came (requeue --apply: what moved); "" for the others."""
+    status_cli = sys.modules.get("agent.status.cli")
+    return status_cli.interrupted_note() if status_cli is not None else ""
 
 
 def entry() -> None:

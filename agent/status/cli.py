@@ -258,8 +258,22 @@ def _view(st: Any, error: str | None, every: float) -> Any:
 
 # -- requeue ------------------------------------------------------------------------------------------
 
+_IN_HAND: dict[str, Any] = {}     # the requeue --apply in progress: what a Ctrl-C reports
+
+
+def interrupted_note() -> str:
+    """What requeue --apply had done when Ctrl-C came (agent/cli.py's guard prints it); "" otherwise."""
+    if "moved" not in _IN_HAND:
+        return ""
+    from agent.status.requeue import render_moved
+
+    moved = _IN_HAND["moved"]
+    moved.interrupted = True
+    return " ".join(render_moved(_IN_HAND["plan"], moved, _IN_HAND.get("region", "")).split("\n"))
+
+
 def cmd_requeue(args: argparse.Namespace) -> int:
-    from agent.status.requeue import apply, make_plan, render_moved, render_plan
+    from agent.status.requeue import Moved, apply, make_plan, render_moved, render_plan
 
     ctx = _context(args)
     plan = make_plan(ctx)
@@ -272,9 +286,12 @@ def cmd_requeue(args: argparse.Namespace) -> int:
     if not args.json:
         print(render_plan(plan).rsplit("\n", 1)[0])
         sys.stdout.flush()
-    moved = apply(ctx, plan)
+    moved = Moved(plan.method)
+    _IN_HAND.update(plan=plan, moved=moved, region=ctx.region)
+    apply(ctx, plan, moved=moved)          # an AWS error is recorded in moved; Ctrl-C raises (interrupted_note)
+    _IN_HAND.clear()
     if args.json:
         print(json.dumps({"plan": plan.as_json(), "applied": moved.as_json()}, indent=2, ensure_ascii=False))
     else:
-        print(render_moved(plan, moved))
-    return 0 if not moved.failed_sends and not moved.failed_deletes else 1
+        print(render_moved(plan, moved, ctx.region))
+    return 0 if moved.complete else 1
