@@ -170,11 +170,14 @@ def names(ctx: Context) -> RunNames:
 
 def stream_name(job: dict[str, Any]) -> str:
     """The log stream cp-worker.py writes a job's lines to: its Metadata values joined by '-', or, with an
-    output_structure, that structure with each Metadata key replaced by its value."""
+    output_structure, that structure with each Metadata key replaced by its value; dict Metadata without one goes
+    to ``str(Metadata.values())`` (cp-worker.py's INPUT_PROBLEM stream, "dict_values(['…'])")."""
     meta = job.get("Metadata")
     structure = str(job.get("output_structure") or "")
     pairs: list[tuple[str, str]] = []
     if isinstance(meta, dict):
+        if not structure:   # cp-worker.py logs "You must specify an output structure …" to str(dict.values())
+            return str(meta.values())
         pairs = [(str(k), str(v)) for k, v in meta.items()]
     elif isinstance(meta, str):
         pairs = [(p.split("=", 1)[0], p.split("=", 1)[1] if "=" in p else "") for p in meta.split(",")]
@@ -366,8 +369,11 @@ def compute(ctx: Context, history: History | None = None, now: float | None = No
         problems.append(Problem(causes.NAMELESS.code, f"{len(lost)} of {len(live)} instance(s) never registered "
                                 f"with {n.cluster} ({', '.join(lost[:3])}{' …' if len(lost) > 3 else ''}): "
                                 + causes.NAMELESS.problem, causes.NAMELESS.fix))
-    # Tasks that keep stopping.
-    stopped = reads.soft("the stopped tasks", lambda: run.stopped_tasks(ctx, n.cluster, f"{n.app}Task"), NO_DICTS)
+    # Tasks that keep failing. A normal run end stops tasks too (cp-worker.py exits 0 after "No messages in the
+    # queue": "Essential container in task exited", exit code 0; scaling the service to 0 stops them): only a
+    # non-zero exit code or a failure reason counts.
+    stopped = [t for t in reads.soft("the stopped tasks", lambda: run.stopped_tasks(ctx, n.cluster, f"{n.app}Task"),
+                                     NO_DICTS) if _task_failed(t)]
     reasons: dict[str, int] = {}
     for t in stopped:
         why = str(t.get("stoppedReason") or "")
@@ -455,6 +461,22 @@ def compute(ctx: Context, history: History | None = None, now: float | None = No
         tasks_running=tasks_running, tasks_desired=tasks_desired, per_hour=per_hour, so_far=so_far,
         projected=projected, eta=eta, rate_per_hour=rate, problems=problems, failed_jobs=failed_jobs,
         fleets=sorted(live_fleets), unchecked=reads.unchecked, at=datetime.fromtimestamp(now, UTC))
+
+
+FAILED_STOP_CODES = ("TaskFailedToStart",)
+FAILED_REASONS = ("OutOfMemory", "CannotPull", "CannotStart", "CannotCreate", "CannotInspect",
+                  "ResourceInitializationError", "Timeout", "DockerTimeoutError")
+
+
+def _task_failed(task: dict[str, Any]) -> bool:
+    """A stopped task that failed: a container's non-zero exit code, or ECS's failure stop code or reason."""
+    containers = task.get("containers") or []
+    if any(c.get("exitCode") not in (None, 0) for c in containers):
+        return True
+    if task.get("stopCode") in FAILED_STOP_CODES:
+        return True
+    text = " ".join([str(task.get("stoppedReason") or ""), *(str(c.get("reason") or "") for c in containers)])
+    return any(mark in text for mark in FAILED_REASONS)
 
 
 def _history_start(now: float) -> datetime:

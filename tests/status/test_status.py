@@ -38,8 +38,28 @@ def test_a_run_before_any_job_is_done(run_account: DcpAccount) -> None:
     assert set(doc) >= {"app", "phase", "jobs", "workers", "cost", "eta", "problems"}
 
 
+def exit_codes_as_ecs_reports(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto's stopped tasks have no container exit codes: give them ECS's (137 for a task killed for memory,
+    0 for a worker that found the queue empty and exited)."""
+    from agent.facts import run
+
+    real = run.stopped_tasks.fn
+
+    def with_exit_codes(ctx: Any, cluster: str, family: str) -> tuple[dict[str, Any], ...]:
+        out = []
+        for t in real(ctx, cluster, family):
+            oom = "OutOfMemory" in str(t.get("stoppedReason"))
+            out.append(dict(t, stopCode="EssentialContainerExited", containers=[
+                {"name": APP_NAME, "exitCode": 137 if oom else 0, "reason": "OutOfMemoryError" if oom else None}]))
+        return tuple(out)
+
+    monkeypatch.setattr(run.stopped_tasks, "fn", with_exit_codes)
+
+
 def test_part_way_with_failures_each_diagnosed_with_its_fix(run_account: DcpAccount,
-                                                             history_standin: FleetHistoryStandIn) -> None:
+                                                             history_standin: FleetHistoryStandIn,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    exit_codes_as_ecs_reports(monkeypatch)
     acct = run_account
     run = seed_run(acct, 20, retries=2)
     g = run["groups"]
@@ -47,7 +67,8 @@ def test_part_way_with_failures_each_diagnosed_with_its_fix(run_account: DcpAcco
                 g[3]: "job-groups-syntax", g[4]: "no-load-data-file", g[5]: "slowdown", g[6]: "s3fs"}
     w = worker(acct, run, outcomes, twice=frozenset({g[7]}))
     arns = w.register("dcp-cluster", run["instances"][:1])           # the second instance never joins
-    w.stop_tasks("dcp-cluster", arns[0], "Essential container in task exited", 2)
+    w.stop_tasks("dcp-cluster", arns[0], "OutOfMemoryError: Container killed due to memory usage", 2)
+    w.stop_tasks("dcp-cluster", arns[0], "Essential container in task exited", 3)    # normal ends: exit 0
     history_standin.record(run["fleet_id"], Record("error", "allLaunchSpecsTemporarilyBlacklisted",
                                                    "m5.xlarge, ami-1, Linux/UNIX: insufficient capacity"))
     # Part way: 12 jobs taken (successes deleted, failures back in the queue or already in the DLQ).
@@ -75,10 +96,23 @@ def test_part_way_with_failures_each_diagnosed_with_its_fix(run_account: DcpAcco
     assert "Plate" in problems["received-twice"]["message"] and "600 s" in problems["received-twice"]["message"]
     assert "insufficient capacity" in problems["fleet-no-capacity"]["message"]
     assert "MACHINE_TYPE" in problems["fleet-no-capacity"]["fix"]
-    assert "Essential container in task exited" in problems["tasks-stopping"]["message"]
+    assert problems["tasks-stopping"]["message"].startswith("2 task(s)")             # the exit-0 stops not counted
+    assert "exit code 137" in problems["tasks-stopping"]["message"]
     assert doc["workers"]["registered"] == 1
     assert doc["phase"] == "finished" and code == 1
     assert "fleet-still-running" in problems
+
+
+def test_tasks_that_exit_0_at_the_end_of_a_run_are_no_problem(run_account: DcpAccount,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    exit_codes_as_ecs_reports(monkeypatch)
+    run = seed_run(run_account, 4)
+    w = worker(run_account, run)
+    arns = w.register("dcp-cluster", run["instances"])
+    w.take()
+    w.stop_tasks("dcp-cluster", arns[0], "Essential container in task exited", 3)   # "No messages in the queue"
+    _, doc = status(run_account, "--job", str(run["job_file"]))
+    assert doc["jobs"]["waiting"] == 0 and "tasks-stopping" not in {p["code"] for p in doc["problems"]}, doc
 
 
 def test_an_instance_that_never_joined_is_nameless(run_account: DcpAccount, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -138,3 +172,13 @@ def test_a_read_that_fails_is_could_not_check_never_finished(run_account: DcpAcc
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")           # nothing answers at all
     code, out, err = agent("status", "--json", "--settings", str(run_account.settings))
     assert code == 3 and out == "" and "could not reach AWS" in err and "finished" not in err
+
+
+def test_the_log_stream_of_each_metadata_form_is_cp_workers() -> None:
+    from agent.status.compute import stream_name
+
+    assert stream_name({"Metadata": "Metadata_Plate=P1,Metadata_Well=A01"}) == "P1-A01"
+    assert stream_name({"Metadata": {"Metadata_Plate": "P1"}, "output_structure": "Metadata_Plate-x"}) == "P1-x"
+    # dict Metadata without output_structure: cp-worker.py names the stream str(message['Metadata'].values())
+    assert stream_name({"Metadata": {"Metadata_Plate": "P1", "Metadata_Well": "A01"}, "output_structure": ""}) == \
+        "dict_values(['P1', 'A01'])"
