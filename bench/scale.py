@@ -47,20 +47,33 @@ class Run:
     verdicts: dict[str, str]
 
 
+# A child's peak RSS as wait4 reports it starts at its parent's RSS when it was forked (Linux carries the
+# pre-exec high-water mark over), and this process holds the pager's kept lists, which grow with the clutter
+# (before 2026-12-03 the table's RSS column measured this process as much as the agent). So the agent is
+# started by a small interpreter of its own, which writes the agent's own peak (KiB) to the file argv[1].
+_PEAK = ("import os, sys\n"
+         "pid = os.fork()\n"
+         "if pid == 0:\n"
+         "    os.execv(sys.argv[2], sys.argv[2:])\n"
+         "_, status, usage = os.wait4(pid, 0)\n"
+         "open(sys.argv[1], 'w').write(str(usage.ru_maxrss))\n"
+         "sys.exit(os.waitstatus_to_exitcode(status))\n")
+
+
 def run(cmd: list[str], env: dict[str, str]) -> Run:
-    """One process: wall time, peak RSS (its own, from wait4) and its verdicts."""
-    start = time.perf_counter()
-    with tempfile.TemporaryFile() as out:
-        p = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.DEVNULL)
-        _, status, usage = os.wait4(p.pid, 0)
+    """One process: wall time, peak RSS (the agent's own, see _PEAK) and its verdicts."""
+    with tempfile.TemporaryFile() as out, tempfile.NamedTemporaryFile("r") as peak:
+        start = time.perf_counter()
+        p = subprocess.run([sys.executable, "-c", _PEAK, peak.name, *cmd], env=env, stdout=out,
+                           stderr=subprocess.DEVNULL, check=False)
         wall = time.perf_counter() - start
-        p.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         text = out.read().decode()
+        rss_kib = int(peak.read() or 0)
     if p.returncode not in (0, 1, 3):   # 3: could not check (shown as a verdict difference)
         raise SystemExit(f"{cmd} exited {p.returncode}: {text[-400:]}")
     doc = json.loads(text) if text.strip() else {"checks": []}
-    return Run(wall, usage.ru_maxrss / 1024, {c["code"]: c["status"] for c in doc["checks"]})
+    return Run(wall, rss_kib / 1024, {c["code"]: c["status"] for c in doc["checks"]})
 
 
 def main() -> int:
@@ -106,7 +119,8 @@ def main() -> int:
                          "wall0": statistics.median(r.wall for r in near), "wall50": far_wall,
                          "n": (far_wall - start_s) / RTT, "rss": max(r.rss_mb for r in [*near, *far_runs]),
                          "same": same, "startup": start_s,
-                         "diff": {c: (healthy.get(c), s) for c, s in verdicts.items() if healthy.get(c) != s}})
+                         "diff": {c: (healthy.get(c), s) for r in [*near, *far_runs] for c, s in r.verdicts.items()
+                                  if healthy.get(c) != s}})
     print(machine())
     print("dcp-agent check --json, every request paged as AWS pages (rig/pager.py aws mode)")
     print(f"{'k':>4} {'seed s':>7} {'requests':>8} {'bytes recv':>10} {'wall 0 ms':>9} {'wall 50 ms':>10} "
