@@ -13,6 +13,7 @@ others are listed in ``unchecked`` and make the verdict "could not check" (exit 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ T = TypeVar("T")
 
 PHASES = ("not started", "jobs queued", "fleet starting", "running", "draining", "finished", "stalled")
 STALL_S = 15 * 60          # no job done (or fewer in flight than tasks) for this long, with jobs left: stalled
+STALE_SLACK_MS = 60_000    # clock skew allowed between run.py's MONITOR_START_TIME and SQS's CreatedTimestamp
 RATE_WINDOW_S = 30 * 60    # the rate is measured over the samples of the last half hour
 JOIN_GRACE_S = 15 * 60     # as M09: an instance that has not joined ECS after this long never will
 LIVE = ec2.LIVE_FLEET_STATES
@@ -225,6 +227,14 @@ def _int(attrs: dict[str, Any] | None, name: str) -> int:
         return 0
 
 
+def _epoch_ms(queue: dict[str, Any] | None) -> int:
+    """The queue's CreatedTimestamp (epoch seconds; moto sends a fraction) in ms; 0 when unknown."""
+    try:
+        return int(float((queue or {}).get("CreatedTimestamp") or 0) * 1000)
+    except ValueError:
+        return 0
+
+
 def _hours(seconds: float) -> float:
     return max(seconds, 0.0) / 3600
 
@@ -252,6 +262,11 @@ def compute(ctx: Context, history: History | None = None, now: float | None = No
 
     queue = sqs.queue(ctx, n.queue)
     dlq = sqs.queue(ctx, n.dlq)
+    created_ms = _epoch_ms(queue)
+    if n.start_ms and created_ms and n.start_ms < created_ms - STALE_SLACK_MS:
+        # DCP never deletes the monitor file: one started before this queue existed is an earlier run's.
+        n = dataclasses.replace(n, fleet_id=None, start_ms=None)
+        start_ms = created_ms
     fleets = app_fleets(ctx)
     known = ec2.spot_fleets(ctx, (n.fleet_id,)) if n.fleet_id else ()
     ever = {str(f["SpotFleetRequestId"]): f for f in (*known, *fleets)}
@@ -268,6 +283,13 @@ def compute(ctx: Context, history: History | None = None, now: float | None = No
     failed = _int(dlq, "ApproximateNumberOfMessages") + _int(dlq, "ApproximateNumberOfMessagesNotVisible")
     letters = reads.soft("the dead-letter queue's messages", lambda: run.dead_letters(ctx, str(dlq["url"])),
                          NO_LETTERS) if dlq is not None and failed else ()
+    # A job that failed in an earlier run was sent before this run's queue existed (SQS keeps SentTimestamp
+    # when it moves a message to the dead-letter queue): not this run's failure.
+    # Both times are SQS's own clock: no slack.
+    earlier = [lt for lt in letters if created_ms and 0 < lt.sent_ms < created_ms]
+    if earlier:
+        letters = tuple(lt for lt in letters if lt not in earlier)
+        failed = max(failed - len(earlier), 0)
 
     instances = [i for _, _, running in costs.values() for i in running]
     live = [i for i in instances if (i.get("State") or {}).get("Name", "running") == "running"]
@@ -289,7 +311,7 @@ def compute(ctx: Context, history: History | None = None, now: float | None = No
             if isinstance(launched, datetime):
                 by_launch += each * _hours(now - launched.timestamp())
     history = history if history is not None else History()
-    run_key = n.fleet_id or str((queue or {}).get("CreatedTimestamp") or "")
+    run_key = f"{n.fleet_id or ''}@{(queue or {}).get('CreatedTimestamp') or ''}"   # a fleet and a queue: one run
     if history.run != run_key:
         history.run, history.total, history.samples = run_key, 0, []
     prev = history.samples[-1] if history.samples else None
@@ -301,15 +323,17 @@ def compute(ctx: Context, history: History | None = None, now: float | None = No
     groups = (ctx.job or {}).get("groups")
     sums = None
     if not isinstance(groups, list) and queue is not None:
-        created = datetime.fromtimestamp(_int(queue, "CreatedTimestamp") or now - 86400, UTC)
+        created = datetime.fromtimestamp(created_ms / 1000 or now - 86400, UTC)
         sums = reads.soft("the queue's CloudWatch metrics",
                           lambda: run.queue_sums(ctx, n.queue, created.replace(microsecond=0),
                                                  datetime.fromtimestamp(now, UTC).replace(microsecond=0)), None)
     seen = waiting + in_progress + failed
     history.total = max(history.total, seen)
+    # done = total - seen only once the queue has held this run's jobs: before submitJob nothing is done.
+    held = seen > 0 or any(s.waiting + s.in_progress + s.failed > 0 for s in history.samples) or bool(sums and sums[0] > 0)
     if isinstance(groups, list):
         total, total_from = len(groups), "job file"
-        done = max(total - seen, 0)
+        done = max(total - seen, 0) if held else None
     elif sums is not None:
         total, total_from, done = sums[0], "CloudWatch (messages sent)", sums[1]
     elif history.total:
@@ -319,7 +343,7 @@ def compute(ctx: Context, history: History | None = None, now: float | None = No
         total, total_from, done = None, "unknown", None
 
     sample = Sample(now, waiting, in_progress, failed, done or 0, tasks_running, per_hour, so_far)
-    window = [s for s in history.samples if now - s.at <= RATE_WINDOW_S]
+    window = [s for s in history.samples if now - s.at <= RATE_WINDOW_S and s.waiting + s.in_progress + s.failed]
     rate = None
     if window and now - window[0].at >= 1 and done is not None:
         rate = (done - window[0].done) / _hours(now - window[0].at)
@@ -332,7 +356,7 @@ def compute(ctx: Context, history: History | None = None, now: float | None = No
 
     # Phase.
     live_fleets = [fid for fid, f in ever.items() if f.get("SpotFleetRequestState") in LIVE]
-    a_run = bool(n.fleet_id or ever or failed or done)
+    a_run = bool(failed or done)
     history_stall = _stalled([*history.samples, sample], now)
     if not remaining:
         phase = "finished" if a_run else "not started"

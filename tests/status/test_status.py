@@ -4,6 +4,7 @@ spend, and each problem diagnosed with its fix."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -182,3 +183,31 @@ def test_the_log_stream_of_each_metadata_form_is_cp_workers() -> None:
     # dict Metadata without output_structure: cp-worker.py names the stream str(message['Metadata'].values())
     assert stream_name({"Metadata": {"Metadata_Plate": "P1", "Metadata_Well": "A01"}, "output_structure": ""}) == \
         "dict_values(['P1', 'A01'])"
+
+
+def test_before_submit_job_nothing_is_done(run_account: DcpAccount) -> None:
+    run = seed_run(run_account, 12)
+    sqs = run_account.client("sqs")
+    while got := sqs.receive_message(QueueUrl=run["queue_url"], MaxNumberOfMessages=10).get("Messages", []):
+        sqs.delete_message_batch(QueueUrl=run["queue_url"], Entries=[
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)])   # never sent, as it were
+    _, doc = status(run_account, "--job", str(run["job_file"]))
+    assert doc["phase"] == "not started" and doc["jobs"]["done"] is None and doc["jobs"]["total"] == 12, doc
+
+
+def test_an_earlier_runs_monitor_file_and_failures_are_not_this_runs(run_account: DcpAccount) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from agent.status import samples
+
+    sqs = run_account.client("sqs")
+    dlq_url = sqs.get_queue_url(QueueName=DLQ)["QueueUrl"]
+    sqs.send_message(QueueUrl=dlq_url, MessageBody=json.dumps({"Metadata": "Metadata_Plate=Old"}))
+    time.sleep(1.1)   # the old failure is sent (SentTimestamp) before this run's queue is created
+    run = seed_run(run_account, 4, started=datetime.now(UTC) - timedelta(hours=2))   # the monitor file: 2 h old
+    old = samples.History(run=run["fleet_id"], total=4, samples=[
+        samples.Sample(time.time() - 600, 4, 0, 0, 0, 2, 1.0, 50.0)])                 # run 1's spend so far
+    samples.save(APP_NAME, old)
+    _, doc = status(run_account, "--job", str(run["job_file"]))
+    assert doc["cost"]["so_far"] < 5.0, doc["cost"]                  # run 1's $50 not carried over
+    assert doc["jobs"]["failed"] == 0 and doc["failed_jobs"] == [], doc
