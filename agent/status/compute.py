@@ -357,7 +357,10 @@ def compute(ctx: Context, history: History | None = None, now: float | None = No
     # Phase.
     live_fleets = [fid for fid, f in ever.items() if f.get("SpotFleetRequestState") in LIVE]
     a_run = bool(failed or done)
-    history_stall = _stalled([*history.samples, sample], now)
+    # A CellProfiler job may run long: no job done for 15 min is a stall only when that is also more than twice
+    # the visibility timeout (which run.py's config sizes above the longest job).
+    stall_s = max(STALL_S, 2 * (_int(queue, "VisibilityTimeout") or n.visibility or 0))
+    history_stall = _stalled([*history.samples, sample], now, stall_s)
     if not remaining:
         phase = "finished" if a_run else "not started"
     elif not live_fleets:
@@ -466,7 +469,7 @@ def compute(ctx: Context, history: History | None = None, now: float | None = No
                                     f"({', '.join(streams[:3])}{' …' if len(streams) > 3 else ''}): {cause.problem}",
                                     cause.fix))
     if phase == "stalled":
-        problems.append(Problem(causes.STALLED.code, causes.STALLED.problem + f" (no job done for {STALL_S // 60} "
+        problems.append(Problem(causes.STALLED.code, causes.STALLED.problem + f" (no job done for {int(stall_s) // 60} "
                                 f"min; {in_progress} in flight, {tasks_running} task(s) running)", causes.STALLED.fix))
     if phase == "finished" and live_fleets:
         problems.append(Problem("fleet-still-running", f"no job is left, but {', '.join(live_fleets)} still runs "
@@ -516,10 +519,10 @@ def _cause(lines: list[str]) -> tuple[causes.Cause, str]:
     return causes.UNKNOWN_JOB, ""
 
 
-def _stalled(samples: list[Sample], now: float) -> bool:
-    """Jobs left, tasks running, and for STALL_S either no job done or fewer in flight than tasks running."""
-    recent = [s for s in samples if now - s.at <= STALL_S + 60]
-    if not recent or now - recent[0].at < STALL_S:
+def _stalled(samples: list[Sample], now: float, stall_s: float = STALL_S) -> bool:
+    """Jobs left, tasks running, and for ``stall_s`` either no job done or fewer in flight than tasks running."""
+    recent = [s for s in samples if now - s.at <= stall_s + 60]
+    if not recent or now - recent[0].at < stall_s:
         return False
     if any(s.waiting + s.in_progress == 0 or s.tasks == 0 for s in recent):
         return False
