@@ -213,16 +213,18 @@ def test_an_earlier_runs_monitor_file_and_failures_are_not_this_runs(run_account
     assert doc["jobs"]["failed"] == 0 and doc["failed_jobs"] == [], doc
 
 
-@pytest.mark.parametrize(("visibility", "phase"), [(600, "stalled"), (1800, "running")])
-def test_stalled_only_after_twice_the_visibility_timeout(run_account: DcpAccount, visibility: int, phase: str) -> None:
+@pytest.mark.parametrize(("visibility", "quiet_s", "phase"), [(600, 1230, "stalled"), (1800, 950, "running")])
+def test_stalled_only_after_twice_the_visibility_timeout(run_account: DcpAccount, visibility: int, quiet_s: int,
+                                                         phase: str) -> None:
     from agent.status import samples
 
     run = seed_run(run_account, 4, visibility=visibility)
     status(run_account, "--job", str(run["job_file"]))             # the run's sample history begins
     h = samples.load(APP_NAME)
     now = time.time()
-    # 20.5 min with jobs waiting, tasks running and none done: a stall at 2 × 600 s, not with 30-min jobs.
-    h.samples = [samples.Sample(now - 1230, 4, 0, 0, 0, 2, 0.0, 0.0), samples.Sample(now - 600, 3, 1, 0, 0, 2, 0.0, 0.0)]
+    # quiet_s with jobs waiting, tasks running and none done: a stall after 2 × 600 s, not within 2 × 1800 s
+    # (beyond the old fixed 15 min either way).
+    h.samples = [samples.Sample(now - quiet_s, 4, 0, 0, 0, 2, 0.0, 0.0), samples.Sample(now - 600, 3, 1, 0, 0, 2, 0.0, 0.0)]
     samples.save(APP_NAME, h)
     sqs = run_account.client("sqs")
     sqs.receive_message(QueueUrl=run["queue_url"], MaxNumberOfMessages=1)   # one job in flight, as a worker
