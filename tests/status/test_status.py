@@ -128,12 +128,18 @@ def test_an_instance_that_never_joined_is_nameless(run_account: DcpAccount, monk
     def launched_an_hour_ago(ctx: Any, ids: tuple[str, ...]) -> dict[str, Any]:
         return {k: dict(v, LaunchTime=old) for k, v in real(ctx, ids).items()}   # moto launches "now"
 
+    def ten_cents(ctx: Any, types: tuple[str, ...], zones: tuple[str, ...]) -> dict[str, float]:
+        return {f"{t} in {z}": 0.10 for t in types for z in zones or ("any-zone",)}   # moto has no spot history
+
     monkeypatch.setattr(ec2.instances, "fn", launched_an_hour_ago)
+    monkeypatch.setattr(ec2.spot_prices, "fn", ten_cents)
     _, doc = status(run_account)
     problems = {p["code"]: p for p in doc["problems"]}
     assert "2 of 2 instance(s) never registered" in problems["never-registered"]["message"]
     assert "ecsconfigs" in problems["never-registered"]["fix"]
-    assert doc["cost"]["so_far"] > 0.0 or doc["cost"]["per_hour"] == 0.0
+    # Two instances at $0.10/h, launched an hour ago: $0.20/h now, about $0.20 so far (from their launch times).
+    assert doc["cost"]["per_hour"] == pytest.approx(0.20) and doc["workers"]["running"] == 2
+    assert doc["cost"]["so_far"] == pytest.approx(0.20, abs=0.01), doc["cost"]
 
 
 def test_requeue_plans_then_moves_exactly_the_failed_jobs(run_account: DcpAccount) -> None:
@@ -170,9 +176,14 @@ def test_a_read_that_fails_is_could_not_check_never_finished(run_account: DcpAcc
     code, doc = status(run_account)
     assert code == 3
     assert any(p["code"] == "unchecked" and "history" in p["message"] for p in doc["problems"])
+    from agent.status import samples
+
+    before = samples.load(APP_NAME)
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")           # nothing answers at all
     code, out, err = agent("status", "--json", "--settings", str(run_account.settings))
-    assert code == 3 and out == "" and "could not reach AWS" in err and "finished" not in err
+    assert code == 3 and out == "" and "could not reach AWS" in err and "127.0.0.1:9" in err, err
+    after = samples.load(APP_NAME)         # nothing recorded for a refresh that read nothing (no 'finished' sample)
+    assert after.samples == before.samples and after.last == before.last and before.last["phase"] != "finished"
 
 
 def test_the_log_stream_of_each_metadata_form_is_cp_workers() -> None:
