@@ -41,8 +41,9 @@ class Context:
         self.config_path = config or settings.config_path
         # Which Distributed-* project's rules judge this clone (the settings' project, else its worker file or
         # origin, else DCP's): every rule that differs between them reads ctx.flavour.
-        self.recognised = flavours.recognise(settings.dcp_clone, settings.project)
+        self.recognised = flavours.recognise(settings.dcp_clone, settings.project, self.config_path)
         self.flavour = self.recognised.flavour
+        self.sure = self.recognised.sure   # False: rules that differ between the projects warn, never fail
         self.config = dcpconfig.load(self.config_path, self.flavour)
         fleet_path = fleet or settings.fleet
         self.fleet = fleetfile.load(fleet_path) if fleet_path else None

@@ -85,6 +85,12 @@ class Flavour:
     job_retries: str | int         # "JOB_RETRIES" when config.py's name sets maxReceiveCount, else the fixed count
     docs: str                      # the clone's documentation folder
     defects: tuple[Defect, ...] = ()
+    # customizing_DS.md L98: implementers may rename generic-worker.py (a clone need not have worker_file)
+    worker_renamable: bool = False
+    # keys the worker reads from every message without a default (submitJob sends the job file's keys as they are)
+    worker_job_keys: tuple[str, ...] = ()
+    # job-file keys still holding files/exampleJob.json's placeholder: key -> placeholder
+    job_placeholders: MappingProxyType[str, str] = field(default_factory=lambda: MappingProxyType({}))
     placeholders: MappingProxyType[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
@@ -132,14 +138,38 @@ _SETUP_QUEUE_URL = (r"^\s*queue_name\s*=\s*get_queue_url\(sqs\)\s*$",
                     "in run.py's generate_task_definition change 'get_queue_url(sqs)' to "
                     "'get_queue_url(sqs, SQS_QUEUE_NAME)', then run 'python run.py setup' again")
 # startCluster's monitor file: the MONITOR_START_TIME line closes the object and a CLEAN_DASHBOARD line follows.
-_MONITOR_JSON = (r"MONITOR_START_TIME\" : \"'\+ starttime\+'\"\}\\n'",
-                 "run.py startCluster writes files/<APP_NAME>SpotFleetRequestId.json as invalid JSON (the "
-                 "MONITOR_START_TIME line closes the object, CLEAN_DASHBOARD follows), so 'run.py monitor' stops "
-                 "with json.decoder.JSONDecodeError: Extra data, and so would Auto-Monitor's Lambda on the copy "
-                 "startCluster uploads",
-                 "after each startCluster, repair the monitor file before monitoring: sed -i "
-                 "'s/^\\(\"MONITOR_START_TIME\" : \"[0-9]*\"\\)}$/\\1,/' files/<APP_NAME>SpotFleetRequestId.json "
-                 "(or in run.py's startCluster end the MONITOR_START_TIME line with '\",\\n' instead of '\"}\\n')")
+_MONITOR_JSON_RE = r"MONITOR_START_TIME\" : \"'\+ starttime\+'\"\}\\n'"
+_MONITOR_JSON_EFFECT = ("run.py startCluster writes files/<APP_NAME>SpotFleetRequestId.json as invalid JSON (the "
+                        "MONITOR_START_TIME line closes the object, CLEAN_DASHBOARD follows), so 'run.py monitor' "
+                        "stops with json.decoder.JSONDecodeError: Extra data")
+_MONITOR_JSON_FIX = ("after each startCluster, repair the monitor file before monitoring: sed -i "
+                     "'s/^\\(\"MONITOR_START_TIME\" : \"[0-9]*\"\\)}$/\\1,/' files/<APP_NAME>SpotFleetRequestId.json "
+                     "(or in run.py's startCluster end the MONITOR_START_TIME line with '\",\\n' instead of '\"}\\n')")
+
+
+def _monitor_json(source: str, uploaded: bool) -> Defect:
+    """The monitor file's defect; where startCluster uploads it for Auto-Monitor (AUTO_MONITOR = 'True'), the
+    Lambda reads the broken copy too, and the repaired file has to be uploaded again."""
+    if not uploaded:
+        return Defect("startCluster", _MONITOR_JSON_RE, _MONITOR_JSON_EFFECT, _MONITOR_JSON_FIX, source)
+    return Defect("startCluster", _MONITOR_JSON_RE, _MONITOR_JSON_EFFECT + ", and so would Auto-Monitor's Lambda "
+                  "on the copy startCluster uploads to s3://<AWS_BUCKET>/monitors/ (with AUTO_MONITOR = 'True')",
+                  _MONITOR_JSON_FIX + "; with AUTO_MONITOR = 'True' upload the repaired file again: aws s3 cp "
+                  "files/<APP_NAME>SpotFleetRequestId.json s3://<AWS_BUCKET>/monitors/", source)
+
+
+# Distributed-Fiji's startCluster writes the monitor file (run.py L547–559) but never uploads it, while its
+# lambda_function.py (L88–92) downloads monitors/<APP_NAME>SpotFleetRequestId.json from AWS_BUCKET: with
+# AUTO_MONITOR = 'True' the alarms fire and the Lambda finds no file, so nothing is ever cleaned up.
+_FIJI_NO_UPLOAD = Defect(
+    "startCluster", r"^\s*if AUTO_MONITOR\.lower\(\)\s*==\s*'true'\s*:",
+    "run.py startCluster never uploads the monitor file to s3://<AWS_BUCKET>/monitors/, where Auto-Monitor's "
+    "Lambda (lambda_function.py) reads it: with AUTO_MONITOR = 'True' the Lambda finds no file and never cleans up "
+    "the fleet, queue, service or alarms",
+    "after each startCluster (and repairing the file, see above), upload it: aws s3 cp "
+    "files/<APP_NAME>SpotFleetRequestId.json s3://<AWS_BUCKET>/monitors/; or set AUTO_MONITOR = 'False' and run "
+    "'python run.py monitor files/<APP_NAME>SpotFleetRequestId.json' yourself",
+    "run.py L547–559, lambda_function.py L88–92", absent=r"monitors/")
 
 CELLPROFILER = Flavour(
     key="cellprofiler", name="Distributed-CellProfiler", short="DCP",
@@ -208,8 +238,9 @@ SOMETHING = Flavour(
     strips_dlq_arn=False,                         # no ':' handling: the name is used as it is (L199–207)
     job_retries=10,                               # run.py L217–219: maxReceiveCount "10"
     docs="documentation/DS-documentation",
-    defects=(Defect("startCluster", _MONITOR_JSON[0], _MONITOR_JSON[1], _MONITOR_JSON[2], "run.py L606–607"),),
+    defects=(_monitor_json("run.py L606–607", uploaded=True),),     # uploaded: run.py L610–616
     placeholders=_ro({"DOCKERHUB_TAG": "user/distributed-something:sometag"}),
+    worker_renamable=True,                        # documentation/DS-documentation/customizing_DS.md L98
 )
 
 FIJI = Flavour(
@@ -244,7 +275,7 @@ FIJI = Flavour(
     job_retries=10,                               # run.py L176–178
     docs="documentation/DF-documentation",
     defects=(Defect("setup", *_SETUP_QUEUE_URL, source="run.py L70"),
-             Defect("startCluster", _MONITOR_JSON[0], _MONITOR_JSON[1], _MONITOR_JSON[2], "run.py L557–558")),
+             _monitor_json("run.py L557–558", uploaded=False), _FIJI_NO_UPLOAD),
     placeholders=_ro({"SCRIPT_DOWNLOAD_URL": "https://some/url/with/a/script.y"}),
 )
 
@@ -275,6 +306,12 @@ OMEZARR = Flavour(
     image_is_placeholder=False,                   # worker/Makefile L1–3, config.py L7
     job_keys=("plates",),                         # run.py L505–513: every other key is sent as it is
     job_tasks="plates",
+    # worker/B2R-worker.py L111–184: message[...] with no default (run.py adds "plate"); false is how its
+    # exampleJob.json says "not set", so the keys must be there even when unused.
+    worker_job_keys=("input_bucket", "input_location", "path_to_metadata", "output_bucket", "output_location",
+                     "upload_flags", "resolutions", "tile_width", "tile_height", "target-min-size",
+                     "additional_flags"),
+    job_placeholders=_ro({"input_bucket": "SOURCE_BUCKET", "output_bucket": "DESTINATION_BUCKET"}),  # L3, L7
     requirements="files/requirements.txt",
     strips_dlq_arn=True,                          # run.py L18–19
     job_retries=10,                               # run.py L187–189
@@ -286,7 +323,7 @@ OMEZARR = Flavour(
                     "define it in config.py (run.py imports everything from there): 'import json' and "
                     "'def loadConfig(configFile): return json.load(open(configFile))', or add the same function "
                     "to run.py", "run.py L505, L530, L666, L713", absent=r"^def loadConfig\("),
-             Defect("startCluster", _MONITOR_JSON[0], _MONITOR_JSON[1], _MONITOR_JSON[2], "run.py L559–560")),
+             _monitor_json("run.py L559–560", uploaded=True)),     # uploaded: run.py L563–568
 )
 
 FLAVOURS: dict[str, Flavour] = {f.key: f for f in (CELLPROFILER, SOMETHING, FIJI, OMEZARR)}
@@ -296,16 +333,36 @@ DEFAULT = CELLPROFILER
 @dataclass(frozen=True)
 class Recognised:
     flavour: Flavour
-    how: str        # "settings", "worker/fiji-worker.py", "origin", "default"
+    how: str        # "settings", "worker/fiji-worker.py", "config folder's worker/…", "config.py's names",
+                    # "origin", "default"
 
     def as_dict(self) -> dict[str, str]:
         """What reports carry (RunOutcome.project; report.project_line words it)."""
         return {"key": self.flavour.key, "name": self.flavour.name, "commit": self.flavour.commit, "how": self.how}
 
+    @property
+    def sure(self) -> bool:
+        """False when nothing said which project this is (DCP's rules by default): rules that differ between the
+        projects then warn (UNSURE) rather than fail."""
+        return self.how != "default"
+
     def line(self) -> str:
-        how = {"settings": "as the settings say (project)", "default": "by default",
-               "origin": "from the clone's origin remote"}.get(self.how, f"from the clone's {self.how}")
-        return f"judged as {self.flavour.describe()}, {how}"
+        return f"judged as {self.flavour.describe()}, {how_words(self.how)}"
+
+
+UNSURE_FIX = "set project = \"cellprofiler\", \"something\", \"fiji\" or \"omezarr\" in the agent's settings"
+
+
+def unsure(recognised: Recognised) -> str:
+    """The words of a warning a rule gives instead of a failure when the project is only DCP by default."""
+    return (f"cannot confirm which project this clone is (no worker file, origin or config.py name says; judged as "
+            f"{recognised.flavour.name} by default), so this is {recognised.flavour.short}'s rule only")
+
+
+def how_words(how: str) -> str:
+    return {"settings": "as the settings say (project)", "default": "by default",
+            "origin": "from the clone's origin remote", "config.py's names": "from the names config.py defines"
+            }.get(how, f"from the {how}" if how.startswith("config folder") else f"from the clone's {how}")
 
 
 def by_key(key: str) -> Flavour:
@@ -326,18 +383,60 @@ def _origin(clone: Path) -> str:
         return ""
 
 
-def recognise(clone: Path, project: str = "") -> Recognised:
-    """Which row judges this clone (no subprocess, no network: two file reads at most)."""
+# Names only one project's config.py defines (each project's config.py at its row's commit): DCP's buckets,
+# plugins and retries; Fiji's script. DS and OMEZarr define no name of their own: DS has DCP's worker names
+# (DOCKER_CORES, SECONDS_TO_START, CHECK_IF_DONE_BOOL) without any of DCP's or Fiji's; OMEZarr has CPU_SHARES and
+# CHECK_IF_DONE_BOOL without DOCKER_CORES, SECONDS_TO_START or EXPECTED_NUMBER_FILES.
+_DCP_NAMES = frozenset({"SOURCE_BUCKET", "WORKSPACE_BUCKET", "DESTINATION_BUCKET", "UPLOAD_FLAGS", "USE_PLUGINS",
+                        "UPDATE_PLUGINS", "PLUGINS_COMMIT", "INSTALL_REQUIREMENTS", "ALWAYS_CONTINUE", "JOB_RETRIES"})
+_NAME_RE = re.compile(r"^([A-Z][A-Z0-9_]*)\s*=", re.M)
+
+
+def _by_names(config_py: Path) -> Flavour | None:
+    try:
+        names = set(_NAME_RE.findall(config_py.read_text(encoding="utf-8")[:200_000]))
+    except (OSError, UnicodeDecodeError):
+        return None
+    if "SCRIPT_DOWNLOAD_URL" in names and not names & _DCP_NAMES:
+        return FIJI
+    if names & _DCP_NAMES and "SCRIPT_DOWNLOAD_URL" not in names:
+        return CELLPROFILER
+    if names & _DCP_NAMES or "DOWNLOAD_FILES" in names:
+        return None
+    if {"DOCKER_CORES", "SECONDS_TO_START", "CHECK_IF_DONE_BOOL"} <= names:
+        return SOMETHING
+    if {"CPU_SHARES", "CHECK_IF_DONE_BOOL"} <= names and not names & {"DOCKER_CORES", "SECONDS_TO_START",
+                                                                        "EXPECTED_NUMBER_FILES"}:
+        return OMEZARR
+    return None
+
+
+def recognise(clone: Path, project: str = "", config: Path | None = None) -> Recognised:
+    """Which row judges this clone (no subprocess, no network: a few file reads at most): the settings' project,
+    the worker file in the clone or in config.py's folder, the origin of either, the names config.py defines;
+    else DCP's, by default (``Recognised.sure`` is then False)."""
     if project:
         return Recognised(by_key(project), "settings")
+    config = config if config is not None else clone / "config.py"
+    folders = [(clone, "")]
     try:
-        for f in FLAVOURS.values():
-            if (clone / f.worker_file).is_file():
-                return Recognised(f, f.worker_file)
-    except OSError:
+        if config.parent.resolve() != clone.resolve():
+            folders.append((config.parent, "config folder's "))
+    except (OSError, RuntimeError):
         pass
-    origin = _origin(clone)
-    for f in FLAVOURS.values():
-        if re.search(rf"[:/]{re.escape(f.name)}(\.git)?/?$", origin):
-            return Recognised(f, "origin")
+    for folder, where in folders:
+        try:
+            for f in FLAVOURS.values():
+                if (folder / f.worker_file).is_file():
+                    return Recognised(f, where + f.worker_file)
+        except OSError:
+            pass
+    for folder, where in folders:
+        origin = _origin(folder)
+        for f in FLAVOURS.values():
+            if re.search(rf"[:/]{re.escape(f.name)}(\.git)?/?$", origin):
+                return Recognised(f, "config folder's origin remote" if where else "origin")
+    named = _by_names(config)
+    if named is not None:
+        return Recognised(named, "config.py's names")
     return Recognised(DEFAULT, "default")

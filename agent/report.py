@@ -38,9 +38,9 @@ def project_line(outcome: RunOutcome) -> str:
     p = outcome.project
     if not p:
         return ""
-    how = {"settings": "as the settings say (project)", "default": "by default",
-           "origin": "from the clone's origin remote"}.get(p["how"], f"from the clone's {p['how']}")
-    return f"judged as {p['name']} (rules read at {p['commit'][:7]}), {how}"
+    from agent.flavours import how_words
+
+    return f"judged as {p['name']} (rules read at {p['commit'][:7]}), {how_words(p['how'])}"
 
 
 def _n(count: int, word: str) -> str:

@@ -63,8 +63,10 @@ _JOBS: dict[str, dict[str, Any]] = {
     "something": {"_comment0": "ours", "input_location": "projects/demo/in", "groups": [{"well": "A01"}, {"well": "A02"}]},
     "fiji": {"output_file_location": "projects/demo/out/", "shared_metadata": {"rows": "2"},
              "groups": [{"Well": "A1"}, {"Well": "A2"}]},
-    "omezarr": {"input_bucket": "b", "input_location": "in/", "output_bucket": "b", "output_location": "out/",
-                "upload_flags": False, "plates": ["PLATE1", "PLATE2"]},
+    "omezarr": {"input_bucket": "b", "input_location": "in/", "path_to_metadata": "Images/Index.idx.xml",
+                "output_bucket": "b", "output_location": "out/", "upload_flags": False, "resolutions": False,
+                "tile_width": False, "tile_height": False, "target-min-size": False, "additional_flags": False,
+                "plates": ["PLATE1", "PLATE2"]},
 }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent import gates
+from agent import flavours, gates
 from agent.context import REGION_RE, Context
 from agent.facts import aws, local
 from agent.facts.core import code_of
@@ -163,6 +163,10 @@ def credential_layout(ctx: Context) -> Finding:
                     f"aws_secret_access_key=…, or use a role_arn profile"
                     if "a" in f.credential_layouts else "use one of: "
                     + "; ".join(LAYOUT_NAMES[k] for k in f.credential_layouts))
+    if layout == "none" and not ctx.sure and _session_layout(ctx).kind == "session":
+        return warn(f"profile {profile!r} uses a layout DCP's run.py cannot copy to workers (a sibling's may: "
+                    f"Distributed-Fiji's takes the profile's own keys); {flavours.unsure(ctx.recognised)}",
+                    flavours.UNSURE_FIX)
     if layout == "none":
         return fail(f"profile {profile!r} uses a layout run.py cannot copy to workers (keys only in "
                     "~/.aws/credentials under a non-default profile, SSO, credential_process or instance role)",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from agent import gates
+from agent import flavours, gates
 from agent.checks._common import cfg
 from agent.context import Context
 from agent.facts import s3
@@ -16,6 +16,10 @@ FLAGS = ("DOWNLOAD_FILES", "ASSIGN_IP", "AUTO_MONITOR", "CREATE_DASHBOARD", "CLE
          "ALWAYS_CONTINUE", "USE_PLUGINS", "UPDATE_PLUGINS", "INSTALL_REQUIREMENTS")
 LOG_RE = re.compile(r"^[.\-_/#A-Za-z0-9]{1,512}$")
 TAG_RE = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+# The names every project's run.py needs: missing, they fail whichever project the clone is.
+_EVERY_PROJECT = frozenset.intersection(*(frozenset(f.required) for f in flavours.FLAVOURS.values()))
 
 
 def _int(v: Any) -> bool:
@@ -37,6 +41,11 @@ def loads(ctx: Context) -> Finding:
     if c.error:
         return fail(f"config.py: {c.error}", f"fix {ctx.config_path} (compare with {ctx.flavour.name}'s config.py), "
                     "or pass --config")
+    if c.missing and not ctx.sure and not set(c.missing) & _EVERY_PROJECT:
+        # Only DCP by default: what DCP's run.py needs and a sibling's does not cannot be told missing.
+        return warn(f"{ctx.config_path} does not define {', '.join(c.missing[:5])}"
+                    + (f" and {len(c.missing) - 5} more" if len(c.missing) > 5 else "")
+                    + f", which DCP's run.py needs; {flavours.unsure(ctx.recognised)}", flavours.UNSURE_FIX)
     if c.missing:
         f = c.flavour
         conditional = {n: flag for flag, names in f.conditional for n in names}
@@ -114,6 +123,8 @@ def types(ctx: Context) -> Finding:
         hint = f"MACHINE_TYPE = [{mt!r}]" if isinstance(mt, str) else "MACHINE_TYPE = ['m5.xlarge']"
         return fail(f"MACHINE_TYPE must be a list of instance types, not {mt!r}", f"write {hint}")
     reads = ctx.flavour.reads
+    if not ctx.sure:   # only DCP by default: a name a sibling does not read is judged only when it is set
+        reads = frozenset(n for n in reads if c.has(n) or n in _EVERY_PROJECT)
     counts: list[str] = [n for n in ("CLUSTER_MACHINES", "TASKS_PER_MACHINE", "DOCKER_CORES") if n in reads]
     for name in counts:
         v = c.get(name)
@@ -133,7 +144,10 @@ def types(ctx: Context) -> Finding:
         if c.has(name) and not _int(c.get(name)):
             return fail(f"{name} must be a whole number, not {c.get(name)!r}", f"fix {name} in config.py")
     shares, cores = c.get("CPU_SHARES"), c.get("DOCKER_CORES")
-    if "CPU_SHARES" in reads and not _int(shares):
+    if "CPU_SHARES" in reads and "CPU_SHARES" in c.values and not c.has("CPU_SHARES"):
+        return warn("cannot confirm CPU_SHARES: config.py's expression for it is not evaluated here (see K01)",
+                    "write CPU_SHARES as a number, or DOCKER_CORES * 1024")
+    if "CPU_SHARES" in reads and c.has("CPU_SHARES") and not _int(shares):
         return fail(f"CPU_SHARES must be a whole number of ECS CPU units, not {shares!r}", "e.g. CPU_SHARES = 1024")
     if _int(shares) and _int(cores) and "DOCKER_CORES" in reads and shares != cores * 1024:
         return warn(f"CPU_SHARES {shares} is not DOCKER_CORES × 1024 ({cores * 1024})",

@@ -6,7 +6,7 @@ import os
 import re
 from pathlib import Path
 
-from agent import gates
+from agent import flavours, gates
 from agent.checks._common import cfg
 from agent.checks._platform import clock_fix, for_os, packages
 from agent.context import Context
@@ -18,6 +18,8 @@ from agent.registry import check
 CANONICAL_REMOTE = re.compile(r"github\.com[:/](DistributedScience|CellProfiler)/Distributed-CellProfiler(\.git)?/?$")
 DCP_FILES = ("run.py", "config.py", "setup_AWS.py", "lambda_function.py", "run_batch_general.py",
              "files/requirements.txt")
+# What every project's clone has (agent.flavours): missing, a clone of any of them is incomplete.
+_EVERY_CLONE = frozenset(DCP_FILES).intersection(*(f.files for f in flavours.FLAVOURS.values()))
 AWS_CLI_BUNDLE = "https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html"
 
 
@@ -94,7 +96,11 @@ def dcp_clone(ctx: Context) -> Finding:
         return fail(f"{p} is not a directory", f"move {p} aside, then {clone_fix}")
     if not info.is_dir:
         return fail(f"no {'DCP' if f.is_dcp else f.name} clone at {p}", clone_fix)
-    missing = [n for n in (DCP_FILES if f.is_dcp else f.files) if not local.file_info(ctx, p / n).exists]
+    wanted = [n for n in (DCP_FILES if f.is_dcp else f.files) if not (f.worker_renamable and n == f.worker_file)]
+    missing = [n for n in wanted if not local.file_info(ctx, p / n).exists]
+    if missing and not ctx.sure and not set(missing) & _EVERY_CLONE:
+        return warn(f"{p} lacks {', '.join(missing)}, which a DCP checkout has; {flavours.unsure(ctx.recognised)}",
+                    flavours.UNSURE_FIX)
     if missing:
         # git clone into an existing directory fails: restore the files in place, or start again beside it.
         is_git = local.file_info(ctx, p / ".git").exists

@@ -7,7 +7,7 @@ import json
 import os
 from typing import Any
 
-from agent import gates
+from agent import flavours, gates
 from agent.context import Context
 from agent.facts import ec2
 from agent.fleetfile import assign_ip_off, spec_subnets
@@ -185,6 +185,11 @@ def internet_path(ctx: Context) -> Finding:
                                 "NAT route: they stay 'nameless' and never take jobs",
                                 f"set ASSIGN_IP = '{keep}' in config.py ({f.name}'s run.py then keeps the fleet "
                                 "file's AssociatePublicIpAddress: true), or route the subnet through a NAT gateway")
+                if rewritten and not ctx.sure:   # DS's run.py reads ASSIGN_IP the other way round
+                    return warn(f"workers in {sid} may get no public IP: DCP's run.py reads ASSIGN_IP "
+                                f"{assign_ip!r} as 'no public address', Distributed-Something's the other way "
+                                f"round, and the subnet has no NAT route; {flavours.unsure(ctx.recognised)}",
+                                flavours.UNSURE_FIX)
                 why = ("ASSIGN_IP is 'False', which run.py applies to launch specification 0" if rewritten else
                        "the fleet file sets AssociatePublicIpAddress: false (as DCP's example does)"
                        if nic.get("AssociatePublicIpAddress") is False else "the subnet gives no public IP")

@@ -264,6 +264,17 @@ def job_objects(ctx: Context) -> Finding:
         if not isinstance(tasks, list) or not tasks:
             return fail(f"the job file's {f.job_tasks} is not a non-empty list: submitJob sends no task",
                         f"list one entry per task under {f.job_tasks}")
+        unread = [k for k in f.worker_job_keys if k not in ctx.job]
+        if unread:
+            return fail(f"the job file lacks {', '.join(unread)}: {f.name}'s worker reads "
+                        f"{'it' if len(unread) == 1 else 'them'} from every task without a default, so each "
+                        "task stops with a KeyError and goes back to the queue",
+                        f"add {', '.join(repr(k) for k in unread)} (false where unused, as "
+                        f"{f.name}'s files/exampleJob.json has them)")
+        left = [k for k, v in f.job_placeholders.items() if ctx.job.get(k) == v]
+        if left:
+            return warn(f"the job file's {', '.join(f'{k} is still {f.job_placeholders[k]!r}' for k in left)}, "
+                        f"the placeholder of {f.name}'s files/exampleJob.json", "set them to your buckets' names")
         return ok(f"{len(tasks)} task(s) under {f.job_tasks}, as {f.name}'s submitJob reads them")
     b = _valid_buckets(ctx)
     missing = []

@@ -112,11 +112,20 @@ MISTAKES = [
     # S09: each job file's shape.
     Mistake("omezarr", "S09", "fail", "a DS-shaped job file (groups, no plates)",
             _job('{"groups": [{"plate": "A"}]}'), "plates"),
+    Mistake("omezarr", "S09", "fail", "a job file without the keys B2R-worker.py reads with no default",
+            _job("{\"input_bucket\": \"b\", \"input_location\": \"in/\", \"output_bucket\": \"b\", \"output_location\": \"out/\", \"upload_flags\": false, \"plates\": [\"P1\"]}"), "path_to_metadata, resolutions, tile_width"),
+    Mistake("omezarr", "S09", "warn", "exampleJob.json's bucket placeholders left in",
+            _job("{\"input_bucket\": \"SOURCE_BUCKET\", \"input_location\": \"in/\", \"path_to_metadata\": \"Images/Index.idx.xml\", \"output_bucket\": \"DESTINATION_BUCKET\", \"output_location\": \"out/\", \"upload_flags\": false, \"resolutions\": false, \"tile_width\": false, \"tile_height\": false, \"target-min-size\": false, \"additional_flags\": false, \"plates\": [\"P1\"]}"), "input_bucket is still 'SOURCE_BUCKET'"),
     # L05: a known defect of the project's run.py is said, with its workaround; once repaired it is not.
     Mistake("fiji", "L05", "warn", "run.py with HEAD's one-argument get_queue_url", _run_py(
         "queue_name = get_queue_url(sqs)"), "get_queue_url(sqs, SQS_QUEUE_NAME)"),
     Mistake("fiji", "L05", "pass", "run.py with that call repaired", _run_py(
         "queue_name = get_queue_url(sqs, SQS_QUEUE_NAME)")),
+    # Fiji's startCluster never uploads the monitor file its Auto-Monitor Lambda reads from monitors/.
+    Mistake("fiji", "L05", "warn", "startCluster's AUTO_MONITOR branch with no upload to monitors/", _run_py(
+        "if AUTO_MONITOR.lower()=='true':\n        pass"), "s3://<AWS_BUCKET>/monitors/"),
+    Mistake("fiji", "L05", "pass", "startCluster uploading the monitor file", _run_py(
+        "if AUTO_MONITOR.lower()=='true':\n        key = f'monitors/{APP_NAME}SpotFleetRequestId.json'")),
 ]
 
 

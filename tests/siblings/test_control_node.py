@@ -83,7 +83,12 @@ def test_bootstrap_checks_out_the_projects_default_branch(key: str, given: str, 
     from bootstrap import cli
 
     seen: list[Options] = []
-    monkeypatch.setattr(cli, "bootstrap_many", lambda hosts, base, *a, **k: seen.append(base) or [])
+
+    def record(hosts: list[str], base: Options, *args: object, **kwargs: object) -> list[object]:
+        seen.append(base)
+        return []
+
+    monkeypatch.setattr(cli, "bootstrap_many", record)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "known_hosts").write_text("")
     argv = ["--project", key, "--known-hosts", str(tmp_path / "known_hosts"), "root@127.0.0.1:22"]

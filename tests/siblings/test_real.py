@@ -79,6 +79,7 @@ def test_something(account: DcpAccount, capsys: pytest.CaptureFixture[str]) -> N
     bad = {c: f"{r.status}: {r.message}" for c, r in results.items() if r.status in (Status.FAIL, Status.ERROR)}
     assert bad == {}
     assert results["L05"].status == Status.WARN and "JSONDecodeError" in results["L05"].message
+    assert "aws s3 cp files/<APP_NAME>SpotFleetRequestId.json s3://<AWS_BUCKET>/monitors/" in results["L05"].fix
     assert run_py(sib, "setup").returncode == 0
     assert run_py(sib, "submitJob", "files/exampleJob.json").returncode == 0
     started = run_py(sib, "startCluster", str(sib.fleet))
@@ -99,6 +100,9 @@ def test_fiji(account: DcpAccount, capsys: pytest.CaptureFixture[str]) -> None:
     bad = {c: f"{r.status}: {r.message}" for c, r in results.items() if r.status in (Status.FAIL, Status.ERROR)}
     assert bad == {}
     assert results["L05"].status == Status.WARN and "get_queue_url(sqs, SQS_QUEUE_NAME)" in results["L05"].fix
+    # its startCluster never uploads the monitor file its Lambda reads; the JSON defect's text does not claim it
+    assert "never uploads the monitor file" in results["L05"].message and "run.py monitor" in results["L05"].fix
+    assert "the copy startCluster uploads" not in results["L05"].message
     setup = run_py(sib, "setup")
     assert setup.returncode != 0 and "get_queue_url() missing 1 required positional argument" in setup.stderr
     assert run_py(sib, "submitJob", "files/exampleJob.json").returncode == 0
@@ -116,6 +120,8 @@ def test_omezarr(account: DcpAccount, capsys: pytest.CaptureFixture[str]) -> Non
     bad = {c: f"{r.status}: {r.message}" for c, r in results.items() if r.status in (Status.FAIL, Status.ERROR)}
     assert bad == {}
     assert results["C04"].status == Status.PASS   # keys inline in ~/.aws/config: a layout its run.py reads
+    # its own files/exampleJob.json: every key B2R-worker.py reads, and the buckets still its placeholders
+    assert results["S09"].status == Status.WARN and "'SOURCE_BUCKET'" in results["S09"].message
     assert "loadConfig" in results["L05"].message
     setup = run_py(sib, "setup")
     assert setup.returncode != 0 and "get_queue_url() missing 1 required positional argument" in setup.stderr
