@@ -35,7 +35,11 @@ STALL_S = 15 * 60          # no job done (or fewer in flight than tasks) for thi
 STALE_SLACK_MS = 60_000    # clock skew allowed between run.py's MONITOR_START_TIME and SQS's CreatedTimestamp
 RATE_WINDOW_S = 30 * 60    # the rate is measured over the samples of the last half hour
 JOIN_GRACE_S = 15 * 60     # as M09: an instance that has not joined ECS after this long never will
+# A fleet cancelled without terminating its instances keeps them running (and billed): status costs them too,
+# and says so. Status-only: group M's LIVE_FLEET_STATES (ec2.py) is unchanged.
+STILL_RUNNING = ("cancelled_running", "cancelled_terminating")
 LIVE = ec2.LIVE_FLEET_STATES
+BILLED = (*LIVE, *STILL_RUNNING)
 NO_EVENTS: tuple[run.Event, ...] = ()
 NO_DICTS: tuple[dict[str, Any], ...] = ()
 NO_LETTERS: tuple[run.Letter, ...] = ()
@@ -274,7 +278,7 @@ def compute(ctx: Context, history: History | None = None, now: float | None = No
     # Round 2: what needs the queue's URL or the fleets' instances.
     if dlq is not None:
         facts.prefetch(run.dead_letters, str(dlq["url"]))
-    costs = {fid: fleet_cost(ctx, f) for fid, f in ever.items() if f.get("SpotFleetRequestState") in LIVE}
+    costs = {fid: fleet_cost(ctx, f) for fid, f in ever.items() if f.get("SpotFleetRequestState") in BILLED}
     service = reads.soft("the ECS service", lambda: ecs.service(ctx, n.cluster, f"{n.app}Service"), None)
     joined = set(reads.soft("the cluster's container instances", lambda: ecs.container_instances(ctx, n.cluster), NO_IDS))
 
@@ -361,8 +365,12 @@ def compute(ctx: Context, history: History | None = None, now: float | None = No
     # the visibility timeout (which run.py's config sizes above the longest job).
     stall_s = max(STALL_S, 2 * (_int(queue, "VisibilityTimeout") or n.visibility or 0))
     history_stall = _stalled([*history.samples, sample], now, stall_s)
+    mon_state = str((ever.get(n.fleet_id or "") or {}).get("SpotFleetRequestState") or "")
+    fleet_gone = bool(n.fleet_id) and mon_state not in LIVE and not live_fleets
     if not remaining:
         phase = "finished" if a_run else "not started"
+    elif fleet_gone:
+        phase = "stalled"              # the run's fleet is cancelled or gone, and jobs are left
     elif not live_fleets:
         phase = "jobs queued"
     elif history_stall:
@@ -468,7 +476,19 @@ def compute(ctx: Context, history: History | None = None, now: float | None = No
             problems.append(Problem(cause.code, f"{len(hits)} log line(s) in {len(streams)} job(s) "
                                     f"({', '.join(streams[:3])}{' …' if len(streams) > 3 else ''}): {cause.problem}",
                                     cause.fix))
-    if phase == "stalled":
+    for fid, f in sorted(ever.items()):
+        if f.get("SpotFleetRequestState") in STILL_RUNNING and fid in costs:
+            ids = [str(i.get("InstanceId")) for i in costs[fid][2]]
+            if ids:
+                problems.append(Problem("fleet-cancelled", f"{fid} was cancelled ({f['SpotFleetRequestState']}) but "
+                                        f"still runs {len(ids)} instance(s) at ${costs[fid][0] / 24:.2f}/h, "
+                                        "which take no replacements", f"aws ec2 terminate-instances --instance-ids "
+                                        f"{' '.join(ids)} --region {ctx.region}"))
+    if fleet_gone and remaining:
+        problems.append(Problem("fleet-not-running", f"{remaining} job(s) are left but the run's fleet {n.fleet_id} "
+                                f"is {mon_state or 'gone'} (no workers will take them)",
+                                "python run.py startCluster <fleet file> in the DCP clone starts a new fleet"))
+    elif phase == "stalled":
         problems.append(Problem(causes.STALLED.code, causes.STALLED.problem + f" (no job done for {int(stall_s) // 60} "
                                 f"min; {in_progress} in flight, {tasks_running} task(s) running)", causes.STALLED.fix))
     if phase == "finished" and live_fleets:

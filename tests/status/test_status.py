@@ -241,3 +241,20 @@ def test_stalled_only_after_twice_the_visibility_timeout(run_account: DcpAccount
     sqs.receive_message(QueueUrl=run["queue_url"], MaxNumberOfMessages=1)   # one job in flight, as a worker
     _, doc = status(run_account, "--job", str(run["job_file"]))
     assert doc["phase"] == phase, doc
+
+
+def test_a_fleet_cancelled_with_its_instances_running_is_costed_and_named(run_account: DcpAccount,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.facts import ec2
+
+    monkeypatch.setattr(ec2.spot_prices, "fn", lambda ctx, types, zones: {
+        f"{t} in {z}": 0.10 for t in types for z in zones or ("any-zone",)})
+    run = seed_run(run_account, 4)
+    run_account.client("ec2").cancel_spot_fleet_requests(SpotFleetRequestIds=[run["fleet_id"]],
+                                                         TerminateInstances=False)
+    code, doc = status(run_account, "--job", str(run["job_file"]))
+    problems = {p["code"]: p for p in doc["problems"]}
+    assert doc["cost"]["per_hour"] == pytest.approx(0.20), doc["cost"]        # still billed
+    assert "cancelled_running" in problems["fleet-cancelled"]["message"]
+    assert "terminate-instances" in problems["fleet-cancelled"]["fix"]
+    assert doc["phase"] == "stalled" and "fleet-not-running" in problems and code == 1
