@@ -87,6 +87,8 @@ class Flavour:
     defects: tuple[Defect, ...] = ()
     # customizing_DS.md L98: implementers may rename generic-worker.py (a clone need not have worker_file)
     worker_renamable: bool = False
+    task_cpu: int | None = None    # run.py's fixed container "cpu" when it does not use CPU_SHARES
+    default_app_name: str = "DistributedCP"   # APP_NAME in the project's config.py (L3), shared by default
     # keys the worker reads from every message without a default (submitJob sends the job file's keys as they are)
     worker_job_keys: tuple[str, ...] = ()
     # job-file keys still holding files/exampleJob.json's placeholder: key -> placeholder
@@ -241,6 +243,7 @@ SOMETHING = Flavour(
     defects=(_monitor_json("run.py L606–607", uploaded=True),),     # uploaded: run.py L610–616
     placeholders=_ro({"DOCKERHUB_TAG": "user/distributed-something:sometag"}),
     worker_renamable=True,                        # documentation/DS-documentation/customizing_DS.md L98
+    default_app_name="DistributedSomething",      # config.py L3
 )
 
 FIJI = Flavour(
@@ -277,6 +280,8 @@ FIJI = Flavour(
     defects=(Defect("setup", *_SETUP_QUEUE_URL, source="run.py L70"),
              _monitor_json("run.py L557–558", uploaded=False), _FIJI_NO_UPLOAD),
     placeholders=_ro({"SCRIPT_DOWNLOAD_URL": "https://some/url/with/a/script.y"}),
+    task_cpu=1024,                                # run.py L40: "cpu": 1024
+    default_app_name="DistributedFiji",           # config.py L3
 )
 
 OMEZARR = Flavour(
@@ -324,6 +329,7 @@ OMEZARR = Flavour(
                     "'def loadConfig(configFile): return json.load(open(configFile))', or add the same function "
                     "to run.py", "run.py L505, L530, L666, L713", absent=r"^def loadConfig\("),
              _monitor_json("run.py L559–560", uploaded=True)),     # uploaded: run.py L563–568
+    default_app_name="DistributedBioFormats2Raw",  # config.py L3
 )
 
 FLAVOURS: dict[str, Flavour] = {f.key: f for f in (CELLPROFILER, SOMETHING, FIJI, OMEZARR)}

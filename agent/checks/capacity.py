@@ -132,6 +132,8 @@ def spot_price(ctx: Context) -> Finding:
 def container_fits(ctx: Context) -> Finding:
     types = ctx.machine_types()
     mem, shares, tasks = (ctx.config.get(n) for n in ("MEMORY", "CPU_SHARES", "TASKS_PER_MACHINE"))
+    if ctx.flavour.task_cpu is not None:   # run.py's own "cpu" (Distributed-Fiji: 1024), not CPU_SHARES
+        shares = ctx.flavour.task_cpu
     if not types or not all(isinstance(v, int) for v in (mem, shares, tasks)):
         raise Skip("MACHINE_TYPE, MEMORY, CPU_SHARES or TASKS_PER_MACHINE is not usable (see config.types)")
     info = ec2.instance_types(ctx, tuple(types))
@@ -145,6 +147,10 @@ def container_fits(ctx: Context) -> Finding:
     if want > mib:
         return fail(f"{tasks} × MEMORY {mem} MiB = {want} MiB does not fit {t} ({mib} MiB): tasks are never placed", fix)
     if shares * tasks > vcpu * 1024:
+        if ctx.flavour.task_cpu is not None:
+            return fail(f"{tasks} tasks × {shares} CPU units ({ctx.flavour.name}'s run.py sets \"cpu\": {shares}) "
+                        f"exceed {t}'s {vcpu * 1024} CPU units", "lower TASKS_PER_MACHINE, or use a larger "
+                        "MACHINE_TYPE")
         return fail(f"{tasks} × CPU_SHARES {shares} exceeds {t}'s {vcpu * 1024} CPU units", "lower CPU_SHARES "
                     "(1024 per core) or TASKS_PER_MACHINE")
     if want > 0.92 * mib:

@@ -90,8 +90,9 @@ def placeholders(ctx: Context) -> Finding:
     notes = []
     if ctx.config.get("SQS_DEAD_LETTER_QUEUE") == "user_DeadMessages":
         notes.append("SQS_DEAD_LETTER_QUEUE is the shared default 'user_DeadMessages'")
-    if ctx.config.get("APP_NAME") == "DistributedCP":
-        notes.append("APP_NAME is the default 'DistributedCP'")
+    defaults = {"DistributedCP"} if ctx.flavour.is_dcp else {ctx.flavour.default_app_name, "DistributedCP"}
+    if ctx.config.get("APP_NAME") in defaults:
+        notes.append(f"APP_NAME is the default {ctx.config.get('APP_NAME')!r}")
     if notes:
         return warn("; ".join(notes), "give each person and project their own names (e.g. alice_DeadMessages, "
                     "a project-specific APP_NAME)")

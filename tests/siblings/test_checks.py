@@ -104,6 +104,16 @@ MISTAKES = [
     Mistake("something", "K06", "fail", "the template's placeholder image",
             _edit(DOCKERHUB_TAG="user/distributed-something:sometag"), "placeholder"),
     # K02: the placeholders each config.py ships.
+    Mistake("something", "K02", "warn", "APP_NAME left at DS's default", _edit(APP_NAME="DistributedSomething"),
+            "'DistributedSomething'"),
+    Mistake("fiji", "K02", "warn", "APP_NAME left at Fiji's default", _edit(APP_NAME="DistributedFiji"),
+            "'DistributedFiji'"),
+    Mistake("omezarr", "K02", "warn", "APP_NAME left at OMEZarr's default",
+            _edit(APP_NAME="DistributedBioFormats2Raw"), "'DistributedBioFormats2Raw'"),
+    # Z03: Fiji's run.py has no CPU_SHARES: each task takes "cpu": 1024.
+    Mistake("fiji", "Z03", "pass", "Fiji's tasks fit (1024 CPU units each)", _edit(TASKS_PER_MACHINE=4, MEMORY=2000)),
+    Mistake("fiji", "Z03", "fail", "five 1024-unit Fiji tasks on a 4-vCPU machine",
+            _edit(TASKS_PER_MACHINE=5, MEMORY=2000), "\"cpu\": 1024"),
     Mistake("fiji", "K02", "fail", "SCRIPT_DOWNLOAD_URL still the example's",
             _edit(SCRIPT_DOWNLOAD_URL="https://some/url/with/a/script.y"), "SCRIPT_DOWNLOAD_URL"),
     # Q01: Distributed-Something does not reduce an ARN to the queue's name.
