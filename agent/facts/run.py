@@ -173,6 +173,23 @@ def log_events(ctx: Context, group: str, pattern: str, start_ms: int,
     return tuple(found)
 
 
+TAIL_EVENTS = 25     # the last lines of a failed job's stream: cp-worker.py's cause lines are at its end
+
+
+@fact("logs:GetLogEvents")
+def stream_tail(ctx: Context, group: str, stream: str) -> tuple[Event, ...]:
+    """The last TAIL_EVENTS events of one log stream (GetLogEvents from the end, one request), oldest first; none
+    when the stream or the group does not exist."""
+    try:
+        resp = ctx.client("logs").get_log_events(logGroupName=group, logStreamName=stream, startFromHead=False,
+                                                 limit=TAIL_EVENTS)
+    except Exception as e:
+        if code_of(e) == "ResourceNotFoundException":
+            return ()
+        raise
+    return tuple(Event(stream, int(e.get("timestamp", 0)), str(e.get("message", ""))) for e in resp.get("events", []))
+
+
 @fact("cloudwatch:GetMetricData")
 def queue_sums(ctx: Context, queue_name: str, start: datetime, end: datetime) -> tuple[int, int] | None:
     """(messages sent, messages deleted) to the queue between ``start`` and ``end``, from SQS's CloudWatch

@@ -38,6 +38,7 @@ JOIN_GRACE_S = 15 * 60     # as M09: an instance that has not joined ECS after t
 # A fleet cancelled without terminating its instances keeps them running (and billed): status costs them too,
 # and says so. Status-only: group M's LIVE_FLEET_STATES (ec2.py) is unchanged.
 STILL_RUNNING = ("cancelled_running", "cancelled_terminating")
+TAIL_JOBS = 4              # failed jobs whose stream's tail is read (GetLogEvents, one request each) a refresh
 LIVE = ec2.LIVE_FLEET_STATES
 BILLED = (*LIVE, *STILL_RUNNING)
 NO_EVENTS: tuple[run.Event, ...] = ()
@@ -52,7 +53,7 @@ def facts_used() -> tuple[Any, ...]:
 
     return (sqs.queue, ecs.service, ecs.container_instances, ec2.spot_fleets, ec2.active_spot_fleets,
             ec2.fleet_instances, ec2.instances, ec2.spot_prices, local.text, run.dead_letters, run.move_tasks,
-            run.fleet_errors, run.stopped_tasks, run.log_events, run.queue_sums)
+            run.fleet_errors, run.stopped_tasks, run.log_events, run.stream_tail, run.queue_sums)
 
 
 def actions() -> list[str]:
@@ -433,9 +434,18 @@ def compute(ctx: Context, history: History | None = None, now: float | None = No
     jobs = [(lt, lt.job()) for lt in letters]
     failed_streams = {stream_name(job) for _, job in jobs}
     twice = sorted(s for s, at in per_stream.items() if len(at) > 1 and s not in failed_streams)
-    wanted = tuple(sorted(failed_streams - {""}))[:100 - min(len(twice), 50)] + tuple(twice[:50])
+    # The cause lines are at the end of a failed job's stream: its tail (one request) for the first TAIL_JOBS;
+    # the rest, and the jobs started twice, by one FilterLogEvents (oldest first: on long logs it may stop short).
+    tailed = tuple(sorted(failed_streams - {""}))[:TAIL_JOBS]
+    for stream in tailed:
+        facts.prefetch(run.stream_tail, n.log_group, stream)
+    rest = tuple(sorted(failed_streams - {""} - set(tailed)))
+    wanted = rest[:100 - min(len(twice), 50)] + tuple(twice[:50])
     lines = reads.soft("the failed jobs' log streams", lambda: run.log_events(ctx, n.log_group, "", start_ms,
                                                                               wanted), NO_EVENTS) if wanted else NO_EVENTS
+    for stream in tailed:
+        lines += reads.soft(f"the log stream {stream}", lambda stream=stream: run.stream_tail(  # type: ignore[misc]
+            ctx, n.log_group, stream), NO_EVENTS)
     by_stream: dict[str, list[str]] = {}
     for ev in sorted(lines, key=lambda e: e.at_ms):
         by_stream.setdefault(ev.stream, []).append(ev.message)

@@ -258,3 +258,24 @@ def test_a_fleet_cancelled_with_its_instances_running_is_costed_and_named(run_ac
     assert "cancelled_running" in problems["fleet-cancelled"]["message"]
     assert "terminate-instances" in problems["fleet-cancelled"]["fix"]
     assert doc["phase"] == "stalled" and "fleet-not-running" in problems and code == 1
+
+
+def test_a_failed_jobs_cause_is_read_from_its_streams_tail(run_account: DcpAccount,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.facts import run as run_facts
+
+    real = run_facts.log_events.fn
+
+    def long_logs(ctx: Any, group: str, pattern: str, start_ms: int, streams: tuple[str, ...] = ()) -> Any:
+        # On real-sized logs FilterLogEvents' pages (oldest first) end before the failed streams' last lines.
+        return () if streams else real(ctx, group, pattern, start_ms, streams)
+
+    monkeypatch.setattr(run_facts.log_events, "fn", long_logs)
+    run = seed_run(run_account, 4, retries=1)
+    g = run["groups"]
+    w = worker(run_account, run, {g[0]: "empty-image-set", g[2]: "metadata-mismatch"})
+    w.take()
+    w.take()
+    _, doc = status(run_account, "--job", str(run["job_file"]))
+    assert {j["metadata"]: j["cause"] for j in doc["failed_jobs"]} == {g[0]: "empty-image-set",
+                                                                       g[2]: "metadata-mismatch"}, doc["failed_jobs"]
