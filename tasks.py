@@ -341,7 +341,8 @@ _NODE_WAIT: float = _NODE["wait_timeout"].default        # type: ignore[assignme
 @command(help={
     "region": "AWS region (default: the AWS configuration's)",
     "key_name": "EC2 key pair, or NAME of ~/.ssh/NAME.pub to import as one",
-    "ami": "AMI id (default: the newest one build-ami made here)",
+    "ami": "AMI id (default: the newest one build-ami made here for --project)",
+    "project": "cellprofiler (default), something, fiji or omezarr: whose AMI (dcp:distributed-project tag)",
     "instance_type": f"instance type of the AMI's architecture (default {_NODE['instance_type'].default})",
     "name": f"the node's name (tag; default {_NODE['name'].default})",
     "ssh_cidr": "who may SSH in, e.g. 203.0.113.7/32, none wider than /16 (default: DCP_OPERATOR_CIDR, else your "
@@ -359,14 +360,15 @@ def launch_node(c: Context, region: str = "", key_name: str = "", ami: str = "",
                 name: str = "", ssh_cidr: str = "", instance_profile: str = "", subnet_id: str = "",
                 kms_key_id: str = "", ssh_username: str = "", dry_run: bool = False, endpoint: str = "",
                 ssh_host: str = "", ssh_port: int = _NODE_SSH_PORT,
-                wait_timeout: float = _NODE_WAIT) -> None:
+                wait_timeout: float = _NODE_WAIT, project: str = "") -> None:
     """Start a control node from this project's newest AMI; wait for SSH; print the ssh command.
 
     Docs: docs/nodes.md#launch-node (make docs builds the site)."""
     cfg = node.NodeConfig.from_options(
         region=region, key_name=key_name, ami=ami, instance_type=instance_type, name=name, ssh_cidr=ssh_cidr,
         instance_profile=instance_profile, subnet_id=subnet_id, kms_key_id=kms_key_id, ssh_username=ssh_username,
-        dry_run=dry_run, endpoint=endpoint, ssh_host=ssh_host, ssh_port=ssh_port, wait_timeout=wait_timeout)
+        dry_run=dry_run, endpoint=endpoint, ssh_host=ssh_host, ssh_port=ssh_port, wait_timeout=wait_timeout,
+        project=project)
     result = node.launch(cfg)
     if result:
         print(result.ssh_command)

@@ -141,7 +141,12 @@ def find_leftovers(ec2: Any, prefix: str, keep: int, older_than: float = OLDER_T
         {"Name": "name", "Values": [f"{prefix}-*"]}, {"Name": "state", "Values": ["available"]}])
         if _tags(i).get(PROJECT_TAG) == PROJECT or "dcp:project-version" in _tags(i)]
     images.sort(key=lambda i: i.get("CreationDate", ""), reverse=True)
-    for img in images[keep:]:
+    from bootstrap.node import image_project
+
+    per_project: dict[str, list[dict[str, Any]]] = {}   # --keep N counts each Distributed-* project's own
+    for img in images:
+        per_project.setdefault(image_project(img), []).append(img)
+    for img in (i for group in per_project.values() for i in group[keep:]):
         snaps = [m["Ebs"]["SnapshotId"] for m in img.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("SnapshotId")]
         found.images.append((img["ImageId"], snaps))
     return found

@@ -67,6 +67,7 @@ class NodeConfig:
     kms_key_id: str = ""
     ssh_username: str = "ubuntu"
     ami_name_prefix: str = "dcp-control-node"
+    project: str = "cellprofiler"            # whose AMI launch-node picks (its dcp:distributed-project tag)
     endpoint: str = ""                       # an EC2-compatible endpoint (emulator); empty for AWS
     ssh_host: str = ""                       # where SSH is dialled instead of the instance's address (emulator)
     ssh_port: int = 22
@@ -79,6 +80,13 @@ class NodeConfig:
     def from_options(cls, **options: Any) -> NodeConfig:
         """Empty options ("" / None) mean the default; no region means the AWS configuration's."""
         given = {k: v for k, v in options.items() if v is not None and v != ""}
+        if "project" in given:
+            from agent import flavours
+
+            try:
+                given["project"] = flavours.by_key(str(given["project"])).key
+            except KeyError:
+                raise NodeError(f"--project {given['project']!r} is not one of {', '.join(flavours.FLAVOURS)}") from None
         return cls(**{"region": given.pop("region", "") or _region(""), **given})
 
 
@@ -196,13 +204,25 @@ def _check_region(cfg: NodeConfig) -> Any:
     return ec2_client(cfg.region, cfg.endpoint)
 
 
-def newest_image(ec2: Any, prefix: str) -> dict[str, Any]:
-    """The newest available AMI this project's build-ami made in this account (tagged, named <prefix>-*)."""
-    images = ec2.describe_images(Owners=["self"], Filters=[
+def image_project(image: dict[str, Any]) -> str:
+    """The Distributed-* project an AMI of ours was built for: its dcp:distributed-project tag (a repository's
+    name); AMIs built before the tag existed are Distributed-CellProfiler's."""
+    tags = {t.get("Key"): t.get("Value") for t in image.get("Tags") or []}
+    return str(tags.get("dcp:distributed-project") or "Distributed-CellProfiler")
+
+
+def newest_image(ec2: Any, prefix: str, project: str = "cellprofiler") -> dict[str, Any]:
+    """The newest available AMI this project's build-ami made in this account (tagged, named <prefix>-*) for the
+    Distributed-* project ``project`` (a row of agent.flavours): another project's AMI has another clone."""
+    from agent import flavours
+
+    name = flavours.by_key(project).name
+    images = [i for i in ec2.describe_images(Owners=["self"], Filters=[
         {"Name": f"tag:{PROJECT_TAG}", "Values": [PROJECT]}, {"Name": "name", "Values": [f"{prefix}-*"]},
-        {"Name": "state", "Values": ["available"]}])["Images"]
+        {"Name": "state", "Values": ["available"]}])["Images"] if image_project(i) == name]
     if not images:
-        raise NodeError(f"no AMI named {prefix}-* built by this project in this region: run invoke build-ami, "
+        raise NodeError(f"no AMI named {prefix}-* built by this project for {name} in this region: run invoke "
+                        f"build-ami{'' if name == 'Distributed-CellProfiler' else ' --project ' + project}, "
                         "or pass --ami")
     return max(images, key=lambda i: (i.get("CreationDate", ""), i.get("Name", "")))
 
@@ -211,7 +231,7 @@ def _image(ec2: Any, cfg: NodeConfig) -> dict[str, Any]:
     from botocore.exceptions import ClientError
 
     if not cfg.ami:
-        return newest_image(ec2, cfg.ami_name_prefix)
+        return newest_image(ec2, cfg.ami_name_prefix, cfg.project)
     try:
         found = ec2.describe_images(ImageIds=[cfg.ami])["Images"]
     except ClientError as e:
