@@ -20,7 +20,8 @@ from typing import Any
 
 from rig.seed import APP_NAME, DLQ, DcpAccount
 
-MIRROR = Path(os.environ.get("DCP_MIRROR", "/work/.mirror/DistributedScience+Distributed-CellProfiler/repo"))
+# The same mirror directory as rig/siblings.py's (DCP_MIRROR: where the DistributedScience+<name>/repo git dirs are).
+MIRROR = Path(os.environ.get("DCP_MIRROR", "/work/.mirror")) / "DistributedScience+Distributed-CellProfiler" / "repo"
 _SHIM = ("import runpy, sys, time\n"
          "time.sleep = lambda seconds: None   # run.py's WAIT_TIME/MONITOR_TIME sleeps, made instant for the emulator\n"
          "sys.path.insert(0, '.')\n"
@@ -33,7 +34,7 @@ def mirror_missing() -> str | None:
     if shutil.which("git") is None:
         return "git is not installed"
     if not MIRROR.is_dir():
-        return f"no local mirror of Distributed-CellProfiler at {MIRROR} (GitHub is out of reach; set DCP_MIRROR)"
+        return f"no local mirror of Distributed-CellProfiler at {MIRROR} (GitHub is out of reach; DCP_MIRROR names the directory of mirrors)"
     p = subprocess.run(["git", f"--git-dir={MIRROR}", "cat-file", "-e", "HEAD:run.py"], capture_output=True,
                        check=False)
     if p.returncode != 0:
