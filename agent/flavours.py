@@ -88,6 +88,9 @@ class Flavour:
     # customizing_DS.md L98: implementers may rename generic-worker.py (a clone need not have worker_file)
     worker_renamable: bool = False
     task_cpu: int | None = None    # run.py's fixed container "cpu" when it does not use CPU_SHARES
+    # the config name of the bucket worker/run-worker.sh always mounts with s3fs (None: none, or DCP's conditional
+    # SOURCE_BUCKET mount with DOWNLOAD_FILES 'False', which S07 judges as before)
+    s3fs_bucket: str | None = None
     default_app_name: str = "DistributedCP"   # APP_NAME in the project's config.py (L3), shared by default
     # keys the worker reads from every message without a default (submitJob sends the job file's keys as they are)
     worker_job_keys: tuple[str, ...] = ()
@@ -243,6 +246,7 @@ SOMETHING = Flavour(
     defects=(_monitor_json("run.py L606–607", uploaded=True),),     # uploaded: run.py L610–616
     placeholders=_ro({"DOCKERHUB_TAG": "user/distributed-something:sometag"}),
     worker_renamable=True,                        # documentation/DS-documentation/customizing_DS.md L98
+    s3fs_bucket="AWS_BUCKET",                     # worker/run-worker.sh L23, with the workers' keys
     default_app_name="DistributedSomething",      # config.py L3
 )
 
@@ -281,6 +285,7 @@ FIJI = Flavour(
              _monitor_json("run.py L557–558", uploaded=False), _FIJI_NO_UPLOAD),
     placeholders=_ro({"SCRIPT_DOWNLOAD_URL": "https://some/url/with/a/script.y"}),
     task_cpu=1024,                                # run.py L40: "cpu": 1024
+    s3fs_bucket="AWS_BUCKET",                     # worker/run-worker.sh L25, with the workers' keys
     default_app_name="DistributedFiji",           # config.py L3
 )
 

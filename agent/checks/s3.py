@@ -198,6 +198,16 @@ def encryption(ctx: Context) -> Finding:
 
 @check("S07", "s3.dots-with-s3fs", "No dotted SOURCE_BUCKET mounted with s3fs", Severity.HIGH, needs=(gates.CONFIG,))
 def dots_with_s3fs(ctx: Context) -> Finding:
+    f = ctx.flavour
+    if not f.is_dcp:
+        if f.s3fs_bucket is None:
+            return ok(f"{f.name}'s worker mounts no bucket with s3fs")
+        bucket = ctx.config.get(f.s3fs_bucket)
+        if isinstance(bucket, str) and "." in bucket:
+            return fail(f"{f.s3fs_bucket} {bucket!r} has dots: {f.name}'s worker/run-worker.sh always mounts it "
+                        "with s3fs, whose TLS name check fails on dotted bucket names",
+                        f"use a bucket without dots as {f.s3fs_bucket}")
+        return ok("no dotted bucket mounted")
     src = ctx.config.get("SOURCE_BUCKET")
     if ctx.config.get("DOWNLOAD_FILES") == "False" and isinstance(src, str) and "." in src:
         return fail(f"SOURCE_BUCKET {src!r} has dots and DOWNLOAD_FILES is 'False': s3fs's TLS name check fails",

@@ -119,6 +119,11 @@ MISTAKES = [
     # Q01: Distributed-Something does not reduce an ARN to the queue's name.
     Mistake("something", "Q01", "fail", "SQS_DEAD_LETTER_QUEUE as an ARN",
             _edit(SQS_DEAD_LETTER_QUEUE="arn:aws:sqs:us-east-1:123456789012:alice_DeadMessages"), "as it is"),
+    # S07: DS and Fiji always mount AWS_BUCKET with s3fs (run-worker.sh); OMEZarr mounts nothing.
+    Mistake("fiji", "S07", "fail", "a dotted AWS_BUCKET", _edit(AWS_BUCKET="lab.images.example"), "always mounts"),
+    Mistake("something", "S07", "fail", "a dotted AWS_BUCKET", _edit(AWS_BUCKET="lab.images.example"),
+            "always mounts"),
+    Mistake("omezarr", "S07", "pass", "a dotted AWS_BUCKET (never mounted)", _edit(AWS_BUCKET="lab.images.example")),
     # S09: each job file's shape.
     Mistake("omezarr", "S09", "fail", "a DS-shaped job file (groups, no plates)",
             _job('{"groups": [{"plate": "A"}]}'), "plates"),
