@@ -58,8 +58,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="connect and list what would change; change nothing")
     p.add_argument("--project", default="cellprofiler", help="the Distributed-* project the nodes are for: "
                    + ", ".join(flavours.FLAVOURS) + " (its clone and requirements; default cellprofiler)")
-    p.add_argument("--repo-url", default="", help="the project's repository to clone (default: its GitHub URL)")
-    p.add_argument("--ref", default="", help="branch, tag or commit to check out (default: the project's "
+    p.add_argument("--repo-url", default=None, help="the project's repository to clone (default: its GitHub URL)")
+    p.add_argument("--ref", default=None, help="branch, tag or commit to check out (default: the project's "
                    "default branch: master for cellprofiler and fiji, main for something and omezarr)")
     p.add_argument("--no-s3fs", action="store_true", help="do not install s3fs")
     p.add_argument("--aws-cli-version", default=AWS_CLI_VERSION, metavar="V",
@@ -184,9 +184,11 @@ def _main(argv: list[str], run: _Run) -> int:
         flavour = flavours.by_key(args.project)
     except KeyError:
         raise UserError(f"--project {show(args.project, 40)} is not one of {', '.join(flavours.FLAVOURS)}") from None
-    args.repo_url = args.repo_url or (DEFAULT_REPO if flavour.is_dcp else flavour.repo_url)
+    if args.repo_url is None:   # not given (an empty one given is an error below)
+        args.repo_url = DEFAULT_REPO if flavour.is_dcp else flavour.repo_url
     _plain("--repo-url", args.repo_url)
-    args.ref = args.ref or flavour.default_branch
+    if args.ref is None:
+        args.ref = flavour.default_branch
     _plain("--ref", args.ref)
     log_dir = _log_dir(args.log_dir)          # last: it creates the directory
     runner.CONNECT_TIMEOUT = args.connect_timeout

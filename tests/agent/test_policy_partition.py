@@ -41,7 +41,8 @@ def filled(template: str, tmp_path: Path, region: str) -> dict[str, object]:
     for placeholder, value in (("<PARTITION>", aws.partition(ctx, region)), ("<ACCT>", "111122223333"),
                                ("<REGION>", region), ("<AWS_BUCKET>", "lab-bucket"), ("<SOURCE_BUCKET>", "lab-bucket"),
                                ("<WORKSPACE_BUCKET>", "lab-bucket"), ("<DESTINATION_BUCKET>", "lab-bucket"),
-                               ("<SQS_DEAD_LETTER_QUEUE>", "lab_Dead"), ("<KEY_NAME>", "lab-key")):
+                               ("<SQS_DEAD_LETTER_QUEUE>", "lab_Dead"), ("<SQS_QUEUE_NAME>", "lab_Queue"),
+                               ("<KEY_NAME>", "lab-key")):
         text = text.replace(placeholder, value)
     assert "<" not in text
     return dict(json.loads(text))

@@ -32,10 +32,19 @@ def aws_pages(moto: MotoServer, account: DcpAccount, monkeypatch: pytest.MonkeyP
         yield proxy
 
 
+# How many SimulatePrincipalPolicy calls a run sends depends on timing, not on the account: moto lacks the API,
+# and once one call has found it missing the calls not yet sent are not sent (agent.facts.iam.simulate), so
+# 3 to 5 go out. Whether it is asked is compared; how often is not.
+TIMING_DEPENDENT = {"SimulatePrincipalPolicy"}
+
+
 def _one_run(account: DcpAccount, pager: PagingProxy) -> tuple[Counter[tuple[str, int]], dict[str, Status]]:
     pager.requests.clear()
     results = run_agent(account)
-    return Counter(pager.requests), {code: r.status for code, r in results.items()}
+    sent = Counter(pager.requests)
+    for key in [k for k in sent if k[0] in TIMING_DEPENDENT]:
+        sent[key] = 1
+    return sent, {code: r.status for code, r in results.items()}
 
 
 def test_a_cluttered_account_costs_the_requests_of_a_clean_one(account: DcpAccount, aws_pages: PagingProxy) -> None:
