@@ -7,8 +7,9 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := .make
-# Tools the tests, the demo and the builds run on this machine (the sandbox hosts get theirs from the recipe).
-APT_PACKAGES := packer openssh-server openssh-client debootstrap git rsync iproute2 util-linux python3-venv ca-certificates
+# Tools the tests, the demo and the builds run on this machine (the sandbox hosts get theirs from the recipe);
+# tmux: the --watch test reads a real terminal.
+APT_PACKAGES := packer openssh-server openssh-client debootstrap git rsync iproute2 util-linux python3-venv ca-certificates tmux
 PYTEST_ARGS ?=
 # Two workers (pytest-xdist; the machine has 2 cores): tests that boot sandbox hosts share one (tests/conftest.py).
 PYTEST_WORKERS ?= 2
