@@ -3,7 +3,6 @@ Ctrl-C), and one plain line per refresh into a pipe. Both leave on Ctrl-C within
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import shutil
@@ -54,7 +53,8 @@ def test_watch_in_a_terminal_shows_the_run_and_leaves_on_ctrl_c(run_account: Dcp
     acct = run_account
     run = seed_run(acct, 12)
     env = {**acct.env(), "TERM": "xterm-256color", "LANG": "C.UTF-8"}
-    env.pop("NO_COLOR", None)
+    for name in ("NO_COLOR", "COLUMNS", "LINES"):   # the terminal's own size, not the test runner's
+        env.pop(name, None)
     argv = [str(AGENT), "status", "--watch", EVERY, "--settings", str(acct.settings), "--job", str(run["job_file"])]
     # `env -i` so the pane's process sees exactly the account's environment, not the tmux server's.
     shell = (f"env -i {' '.join(shlex.quote(f'{k}={v}') for k, v in env.items())} {shlex.join(argv)}; "
