@@ -8,8 +8,10 @@ terminated, and plain on-demand instances. A DCP check of the seeded app must se
 
 Fast: one boto3 client per service shared by a thread pool (boto3 clients are thread-safe), the fewest round
 trips moto allows (RunInstances starts ten instances in one request, CancelSpotFleetRequests cancels five
-fleets in one, ImportKeyPair instead of CreateKeyPair, which makes moto generate an RSA key each time).
-Everything goes to the account's moto endpoint on loopback.
+fleets in one, ImportKeyPair instead of CreateKeyPair, which makes moto generate an RSA key each time). With
+``bulk=True`` the plain resources (all but the instances and fleets) are made inside moto by the rig's own
+route (rig/moto_bulk.py): k = 100 in seconds, which lets a test afford it; the benchmark seeds over HTTP, as
+an account is filled. Everything goes to the account's moto endpoint on loopback.
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from rig import moto_bulk
 from rig.seed import APP_NAME, DcpAccount, ssh_keypair, trust_policy
 
 PER_K = {"roles": 20, "buckets": 10, "alarms": 50, "log_groups": 10, "fleets": 5, "security_groups": 10,
@@ -47,34 +52,65 @@ def _user_data(app: str) -> str:
     return base64.b64encode(script.encode()).decode()
 
 
-def _tasks(a: DcpAccount, j: int, public_key: str) -> Iterator[tuple[int, Callable[[], Any]]]:
-    """The work of clutter unit ``j``: (requests it sends, the call)."""
-    iam, s3, cw, logs = a.client("iam"), a.client("s3"), a.client("cloudwatch"), a.client("logs")
-    ec2, sqs, ecs = a.client("ec2"), a.client("sqs"), a.client("ecs")
+# The plain kinds: one create each, by these API parameters; with ``bulk`` they are made inside moto in one
+# request per few thousand (rig/moto_bulk.py, the same backend methods moto's handlers call), else over HTTP.
+_API = {"role": ("iam", "create_role"), "bucket": ("s3", "create_bucket"), "alarm": ("cloudwatch", "put_metric_alarm"),
+        "log_group": ("logs", "create_log_group"), "security_group": ("ec2", "create_security_group"),
+        "queue": ("sqs", "create_queue"), "cluster": ("ecs", "create_cluster"), "key_pair": ("ec2", "import_key_pair")}
+
+
+def _plain(a: DcpAccount, j: int, public_key: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Clutter unit ``j``'s plain resources: (kind, the create's API parameters)."""
     tag = f"{j:04d}"
     for n in range(PER_K["roles"]):
-        yield 1, partial(iam.create_role, RoleName=f"OtherLab{tag}Role{n}",
-                         AssumeRolePolicyDocument=trust_policy("ec2.amazonaws.com"))
+        yield "role", {"RoleName": f"OtherLab{tag}Role{n}", "AssumeRolePolicyDocument": trust_policy("ec2.amazonaws.com")}
     for n in range(PER_K["buckets"]):
-        yield 1, partial(s3.create_bucket, Bucket=f"otherlab-{a.account_id}-{tag}-{n}")
+        yield "bucket", {"Bucket": f"otherlab-{a.account_id}-{tag}-{n}"}
     for n in range(PER_K["alarms"]):
-        yield 1, partial(
-            cw.put_metric_alarm, AlarmName=_alarm_name(j, n), MetricName="CPUUtilization", Namespace="AWS/EC2", Statistic="Maximum",
-            Period=60, EvaluationPeriods=15, Threshold=1, ComparisonOperator="LessThanThreshold")
+        yield "alarm", {"AlarmName": _alarm_name(j, n), "MetricName": "CPUUtilization", "Namespace": "AWS/EC2",
+                        "Statistic": "Maximum", "Period": 60, "EvaluationPeriods": 15, "Threshold": 1,
+                        "ComparisonOperator": "LessThanThreshold"}
     for n in range(PER_K["log_groups"]):
-        yield 1, partial(logs.create_log_group, logGroupName=f"OtherLab{tag}_{n}")
+        yield "log_group", {"logGroupName": f"OtherLab{tag}_{n}"}
     for n in range(PER_K["security_groups"]):
-        yield 1, partial(ec2.create_security_group, GroupName=f"otherlab-{tag}-{n}", Description="clutter",
-                         VpcId=a.vpc_id)
+        yield "security_group", {"GroupName": f"otherlab-{tag}-{n}", "Description": "clutter", "VpcId": a.vpc_id}
     for n in range(PER_K["queues"]):
-        yield 1, partial(sqs.create_queue, QueueName=f"OtherLab{tag}Queue{n}")
+        yield "queue", {"QueueName": f"OtherLab{tag}Queue{n}"}
     for n in range(PER_K["clusters"]):
-        yield 1, partial(ecs.create_cluster, clusterName=f"otherlab-{tag}-{n}")
+        yield "cluster", {"clusterName": f"otherlab-{tag}-{n}"}
     for n in range(PER_K["key_pairs"]):
-        yield 1, partial(ec2.import_key_pair, KeyName=f"otherlab-{tag}-{n}", PublicKeyMaterial=public_key.encode())
-    yield 1, partial(ec2.run_instances, ImageId=a.image_id, InstanceType="t3.micro", MinCount=PER_K["instances"],
-                     MaxCount=PER_K["instances"], SubnetId=a.subnets[0])
+        yield "key_pair", {"KeyName": f"otherlab-{tag}-{n}", "PublicKeyMaterial": public_key}
+
+
+def _running(a: DcpAccount, j: int) -> Iterator[tuple[int, Callable[[], Any]]]:
+    """Clutter unit ``j``'s instances and finished fleets, always over HTTP (moto's own fleet and instance
+    logic makes them): (requests it sends, the call)."""
+    yield 1, partial(a.client("ec2").run_instances, ImageId=a.image_id, InstanceType="t3.micro",
+                     MinCount=PER_K["instances"], MaxCount=PER_K["instances"], SubnetId=a.subnets[0])
     yield 2 * PER_K["fleets"] + 2, partial(_finished_fleets, a, j)
+
+
+def _over_http(a: DcpAccount, kind: str, params: dict[str, Any]) -> Callable[[], Any]:
+    service, method = _API[kind]
+    if kind == "key_pair":
+        params = dict(params, PublicKeyMaterial=params["PublicKeyMaterial"].encode())
+    return partial(getattr(a.client(service), method), **params)
+
+
+BULK_BATCH = 2500   # items a bulk request carries (~0.3 s of moto's time, ~250 kB of JSON)
+
+
+def _in_moto(a: DcpAccount, items: list[tuple[str, dict[str, Any]]]) -> Callable[[], Any]:
+    def post() -> Any:
+        body = json.dumps({"account": a.account_id, "region": a.region, "items": items}).encode()
+        req = urllib.request.Request(a.endpoint.rstrip("/") + moto_bulk.PATH, data=body, method="POST",  # noqa: S310
+                                     headers={"Content-Type": "application/json"})   # the rig's moto: http, loopback
+        try:
+            with urllib.request.urlopen(req, timeout=120) as resp:   # noqa: S310
+                return json.loads(resp.read())
+        except urllib.error.HTTPError as e:
+            raise RuntimeError(f"moto's bulk create failed: {e.read().decode(errors='replace')[:500]}") from None
+    return post
 
 
 def _finished_fleets(a: DcpAccount, j: int) -> None:
@@ -121,14 +157,24 @@ def _retrying(call: Callable[[], Any]) -> Callable[[], Any]:
     return run
 
 
-def add_clutter(a: DcpAccount, k: int, *, threads: int = 24) -> Clutter:
-    """Add ``k`` units of clutter to the account (each unit's names are new, so it can be called again)."""
+def add_clutter(a: DcpAccount, k: int, *, threads: int = 24, bulk: bool = False) -> Clutter:
+    """Add ``k`` units of clutter to the account (each unit's names are new, so it can be called again). With
+    ``bulk``, the plain resources are made inside moto (rig/moto_bulk.py; the endpoint must be rig/moto_main's
+    server, not a proxy): k = 100 in seconds instead of a minute."""
     import time
 
     start = time.monotonic()
     public_key = ssh_keypair()[1]
-    tasks = [t for _ in range(k) for t in _tasks(a, next(_units), public_key)]
+    units = [next(_units) for _ in range(k)]
+    plain = [item for j in units for item in _plain(a, j, public_key)]
+    tasks = [t for j in units for t in _running(a, j)]
+    if bulk:   # one batch after another, before the HTTP work: moto's backends are not made for concurrency
+        for i in range(0, len(plain), BULK_BATCH):
+            _retrying(_in_moto(a, plain[i:i + BULK_BATCH]))()
+    else:
+        tasks += [(1, _over_http(a, kind, params)) for kind, params in plain]
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="clutter") as pool:
         for f in [pool.submit(_retrying(call)) for _, call in tasks]:
             f.result()
-    return Clutter(k, sum(n for n, _ in tasks), time.monotonic() - start)
+    bulk_requests = -(-len(plain) // BULK_BATCH) if bulk else 0
+    return Clutter(k, sum(n for n, _ in tasks) + bulk_requests, time.monotonic() - start)

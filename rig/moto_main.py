@@ -1,5 +1,6 @@
 """moto server, with the AWS behaviour it lacks that the tests rely on (each patch says what AWS does), and
-four patches of moto's own bookkeeping that only make it faster (each says why it changes no answer).
+four patches of moto's own bookkeeping that only make it faster (each says why it changes no answer), and one
+route of the rig's own for seeding many resources at once (rig/moto_bulk.py), which no AWS client sends.
 
 Run as ``python -m rig.moto_main -H 127.0.0.1 -p PORT``, exactly like ``moto_server``.
 """
@@ -13,8 +14,11 @@ from typing import Any
 import moto.backends
 import moto.iam.models
 from moto.core.base_backend import BaseBackend
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.server import main
 from moto.utilities.utils import PARTITION_NAMES
+
+from rig import moto_bulk
 
 # CreateServiceLinkedRole: AWS names the spot roles AWSServiceRoleForEC2SpotFleet and AWSServiceRoleForEC2Spot
 # (EC2 User Guide, "Service-linked role for Spot Fleet" / "for Spot Instance requests"); moto builds the name
@@ -82,6 +86,19 @@ BaseBackend.reset = _reset  # type: ignore[method-assign]
 # stats per request, ~2 ms); the installed package does not change while the server runs, so it is listed once.
 _MODULES = tuple(moto.backends.list_of_moto_modules())
 moto.backends.list_of_moto_modules = lambda: _MODULES
+
+
+# THE RIG'S OWN ROUTE, not an AWS API: POST /_rig/bulk-create makes the clutter's plain resources in-process
+# (rig/moto_bulk.py says how and why). Every other request goes to moto's dispatcher as before.
+def _with_bulk_route(dispatch: Any) -> Any:
+    def call(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO") == moto_bulk.PATH and environ.get("REQUEST_METHOD") == "POST":
+            return moto_bulk.serve(environ, start_response)
+        return dispatch(self, environ, start_response)
+    return call
+
+
+DomainDispatcherApplication.__call__ = _with_bulk_route(DomainDispatcherApplication.__call__)  # type: ignore[method-assign]
 
 if __name__ == "__main__":
     main(sys.argv[1:])
