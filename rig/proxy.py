@@ -7,13 +7,14 @@ the record to prove calls that moto accepts but does not store (ModifyImageAttri
 from __future__ import annotations
 
 import http.client
+import sys
 import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te"}
 
@@ -106,11 +107,20 @@ class QuietHandler(BaseHTTPRequestHandler):
     do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_GET
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away (the agent interrupted or timed out, as the edge tests make it) is no error of
+        the stand-in's: say nothing. Anything else is printed as socketserver does."""
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
+
+
 class LoopbackServer:
     """A threading HTTP server on 127.0.0.1 in a daemon thread, as a context manager."""
 
     def __init__(self, handler: type[BaseHTTPRequestHandler], name: str) -> None:
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server = _Server(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
         self.port = int(self.server.server_address[1])
         self._thread = threading.Thread(target=self.server.serve_forever, name=name, daemon=True)
