@@ -259,8 +259,19 @@ def _interrupted() -> str:
     return status_cli.interrupted_note() if status_cli is not None else ""
 
 
+GC_THRESHOLDS = (10_000, 10, 10)
+
+
 def entry() -> None:
-    """Console-script entry point: exits without waiting for check threads stuck on the network."""
+    """Console-script entry point: exits without waiting for check threads stuck on the network.
+
+    The cyclic garbage collector runs every 10,000 allocations instead of Python's 700: a run holds botocore's
+    models (EC2's alone is ~400k objects), and at 700 the collector walks them again and again while the
+    clients are made, ~15 % of a check's wall time (measured: 640 → 560 ms, the same as with no collector at
+    all). It still runs, so a long ``status --watch`` or ``login --refresh`` frees its cycles."""
+    import gc
+
+    gc.set_threshold(*GC_THRESHOLDS)
     code = main()
     try:
         sys.stdout.flush()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -78,12 +79,22 @@ def _parsed(full_path: str, open_method: Any) -> Any:
     return doc
 
 
+_LOADERS_LOCK = threading.Lock()
+_LOADERS: dict[tuple[str, ...], Any] = {}      # search paths -> the one loader of this process for them
+
+
 def _fast_models(session: Any) -> Any:
     """Parse botocore's model files into plain dicts (ordered since Python 3.7) instead of OrderedDicts:
     the ``object_pairs_hook`` botocore passes makes parsing 2–5× slower, and a run creates up to eleven
     clients, whose models (EC2's alone is 4 MB) are most of a run's CPU time; the large ones come from a
     marshal copy in the user's cache (:func:`_parsed`). ``file_loader`` is the loader's own constructor
-    parameter; nothing else about how models are found or used changes."""
+    parameter; nothing else about how models are found or used changes.
+
+    One loader per process for the same search paths (the operator's and config.py's sessions share it: it
+    holds botocore's data files, no credentials), and its ``list_available_services`` computed once per data
+    type, under a lock: botocore's own cache is per loader and unlocked, so every check thread that asked for a
+    paginator before the first listing finished listed again (23 listings a run, each a stat of every
+    service's directories, ~10k stats: a third of a run's CPU)."""
     from botocore.loaders import JSONFileLoader
 
     class PlainJSONFileLoader(JSONFileLoader):
@@ -93,9 +104,31 @@ def _fast_models(session: Any) -> Any:
             return _parsed(full_path, open_method)
 
     loader = session._session.get_component("data_loader")
-    if type(loader.file_loader) is JSONFileLoader:
-        loader.file_loader = PlainJSONFileLoader()
+    with _LOADERS_LOCK:
+        shared = _LOADERS.get(key := tuple(loader.search_paths))
+        if shared is None:
+            if type(loader.file_loader) is JSONFileLoader:
+                loader.file_loader = PlainJSONFileLoader()
+            _list_once(loader)
+            shared = _LOADERS[key] = loader
+    if shared is not loader:
+        session._session.register_component("data_loader", shared)
     return session
+
+
+def _list_once(loader: Any) -> None:
+    """``loader.list_available_services`` once per data type, whichever threads ask at the same time."""
+    listing = loader.list_available_services
+    lock = threading.Lock()
+    listed: dict[str, list[str]] = {}
+
+    def list_available_services(type_name: str) -> list[str]:
+        with lock:
+            if type_name not in listed:
+                listed[type_name] = listing(type_name)
+            return list(listed[type_name])
+
+    loader.list_available_services = list_available_services
 
 
 class Session:
