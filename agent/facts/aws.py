@@ -29,7 +29,8 @@ def _remember_secrets(ctx: Context, session: Any) -> None:
             ctx.secrets.add(value)
 
 
-MODEL_CACHE_MIN = 64_000   # bytes on disk: smaller model files parse faster than the cache is checked
+MODEL_CACHE_MIN = 16_000   # bytes on disk: smaller data files parse faster than the cache is checked
+MODEL_FORMAT = "nodoc1"    # what the copies hold (part of their key): service models without their documentation
 
 
 def _model_cache_dir() -> Path | None:
@@ -53,7 +54,10 @@ def _parsed(full_path: str, open_method: Any) -> Any:
     """A botocore data file as plain dicts, from a marshal copy in the user's cache when one matches the file
     (its path, size and mtime), else parsed and the copy written. EC2's model alone is 4 MB of JSON (gzipped
     since botocore 1.32): marshal loads the eleven models a run needs in ~50 ms instead of ~170. The copy is
-    botocore's public data, no secret; any problem with it falls back to parsing."""
+    botocore's public data, no secret; any problem with it falls back to parsing.
+
+    A service model (``service-2``) comes without its documentation strings (:func:`_without_docs`), cached or
+    not: half of EC2's model, and nothing the agent shows (they are the clients' docstrings)."""
     import hashlib
     import json
     import marshal
@@ -63,7 +67,7 @@ def _parsed(full_path: str, open_method: Any) -> Any:
     st = os.stat(full_path)
     cached: Path | None = None
     if st.st_size >= MODEL_CACHE_MIN and (d := _model_cache_dir()) is not None:
-        key = hashlib.sha256(f"{full_path}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:24]
+        key = hashlib.sha256(f"{full_path}|{st.st_size}|{st.st_mtime_ns}|{MODEL_FORMAT}".encode()).hexdigest()[:24]
         cached = d / f"{key}.marshal"
         raw = read_regular(cached, limit=64_000_000)
         if raw:
@@ -73,10 +77,33 @@ def _parsed(full_path: str, open_method: Any) -> Any:
                 pass
     with open_method(full_path, "rb") as fp:
         doc = json.loads(fp.read().decode("utf-8"))
+    if os.path.basename(full_path).startswith("service-2.") and isinstance(doc, dict):
+        doc = _without_docs(doc)
     if cached is not None:
         with contextlib.suppress(OSError, ValueError):
             write_private(cached, marshal.dumps(doc))
     return doc
+
+
+def _without_docs(model: dict[str, Any]) -> dict[str, Any]:
+    """A service model without the ``documentation`` strings of the service, its operations and its shapes
+    (and their members, errors …): botocore reads them only with ``.get`` (model.py) for docstrings and help.
+    Names are kept whatever they are (the keys of ``operations``, ``shapes`` and ``members`` maps), and every
+    other section as it is: ``clientContextParams`` entries, for one, must keep theirs (model.py indexes them)."""
+    def walk(node: Any, names: bool = False) -> Any:
+        if isinstance(node, dict):
+            return {k: walk(v, names=k == "members") for k, v in node.items()
+                    if names or not (k == "documentation" and isinstance(v, str))}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    out = dict(model)
+    out.pop("documentation", None)
+    for section in ("operations", "shapes"):
+        if isinstance(model.get(section), dict):
+            out[section] = {name: walk(body) for name, body in model[section].items()}
+    return out
 
 
 _LOADERS_LOCK = threading.Lock()
