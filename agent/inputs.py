@@ -56,7 +56,7 @@ def operator_network(value: str, *, flag: str = "--ssh-cidr",
     """An address or network that stands for the operator: an address alone means /32 (/128); host bits must
     be clear; nothing wider than /16 (IPv4) or /48 (IPv6)."""
     text = value.strip()
-    example = f"e.g. {flag} 203.0.113.7/32"
+    example = f"e.g. {flag} 203.0.113.7/32" if flag.startswith("-") else f"e.g. {flag}=203.0.113.7/32"   # a variable
     if not text:
         raise ValueError(f"{flag} is empty: give your own address ({example})")
     try:

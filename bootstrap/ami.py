@@ -175,13 +175,13 @@ def check_inputs(cfg: BuildConfig) -> None:
     parse_cidrs(cfg.ssh_cidr)
 
 
-def parse_cidrs(text: str) -> tuple[str, ...]:
-    """``--ssh-cidr``: comma-separated IPv4 networks (an address alone means /32). Refuses anything that is
-    not one, has host bits set, or is the whole internet."""
+def parse_cidrs(text: str, source: str = "--ssh-cidr") -> tuple[str, ...]:
+    """``--ssh-cidr`` (or what ``source`` names): comma-separated IPv4 networks (an address alone means /32).
+    Refuses anything that is not one, has host bits set, or is the whole internet."""
     cidrs = []
     for item in filter(None, (part.strip() for part in text.split(","))):
         try:
-            net = operator_network(item, flag="--ssh-cidr", ipv4_only=True)     # the one rule (agent.inputs)
+            net = operator_network(item, flag=source, ipv4_only=True)     # the one rule (agent.inputs)
         except ValueError as e:
             raise BuildError(str(e)) from None
         cidrs.append(str(net))
@@ -238,8 +238,8 @@ def preflight(cfg: BuildConfig, ec2: Any | None = None) -> SourceImage:
         if cfg.security_group_id and cfg.ssh_interface != "session_manager":
             sg = ec2.describe_security_groups(GroupIds=[cfg.security_group_id])["SecurityGroups"][0]
             check_group_allows_ssh(sg, operator_address(cfg))
-        found = ec2.describe_images(Owners=[cfg.source_ami_owner], Filters=[
-            {"Name": "name", "Values": [cfg.source_ami_name]}, {"Name": "state", "Values": ["available"]}])["Images"]
+        found = awsclient.every(ec2, "describe_images", "Images", Owners=[cfg.source_ami_owner], Filters=[
+            {"Name": "name", "Values": [cfg.source_ami_name]}, {"Name": "state", "Values": ["available"]}])
         if not found:
             raise BuildError(f"no AMI named {cfg.source_ami_name!r} from {cfg.source_ami_owner} in {cfg.region}: "
                              "check --source-ami-name/--source-ami-owner")

@@ -73,6 +73,12 @@ def client(service: str, region: str, endpoint: str = "") -> Any:
     return c
 
 
+def every(client: Any, operation: str, key: str, **params: Any) -> list[Any]:
+    """Every item of a list or Describe call, over all its pages (botocore's paginator): AWS pages where moto
+    need not."""
+    return [item for page in client.get_paginator(operation).paginate(**params) for item in page[key]]
+
+
 def default_region() -> str:
     """The region of the normal AWS configuration (AWS_REGION, AWS_DEFAULT_REGION, the profile), or ""."""
     return str(session().region_name or "")

@@ -59,11 +59,6 @@ class Leftovers:
         return not (self.key_pairs or self.security_groups or self.instances or self.images)
 
 
-def _all(ec2: Any, operation: str, key: str, **params: Any) -> list[dict[str, Any]]:
-    """Every page of a Describe call."""
-    return [item for page in ec2.get_paginator(operation).paginate(**params) for item in page[key]]
-
-
 def _tags(resource: dict[str, Any]) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in resource.get("Tags") or []}
 
@@ -98,7 +93,7 @@ def find_leftovers(ec2: Any, prefix: str, keep: int, older_than: float = OLDER_T
         return False
 
     claimed: set[str] = set()             # packer_* groups and keys of our builds, old or young
-    instances = [i for r in _all(ec2, "describe_instances", "Reservations", Filters=ours) for i in r["Instances"]]
+    instances = [i for r in awsclient.every(ec2, "describe_instances", "Reservations", Filters=ours) for i in r["Instances"]]
     for inst in sorted(instances, key=lambda i: i["InstanceId"]):
         claimed |= {g["GroupId"] for g in inst.get("SecurityGroups") or []} | {inst.get("KeyName") or ""}
         if not old_enough(_tags(inst), inst.get("LaunchTime")):
@@ -114,14 +109,14 @@ def find_leftovers(ec2: Any, prefix: str, keep: int, older_than: float = OLDER_T
         if key.startswith("packer_") and key not in found.key_pairs:
             found.key_pairs.append(key)
 
-    for group in _all(ec2, "describe_security_groups", "SecurityGroups", Filters=ours):
+    for group in awsclient.every(ec2, "describe_security_groups", "SecurityGroups", Filters=ours):
         if old_enough(_tags(group)) and group["GroupId"] not in found.security_groups:
             found.security_groups.append(group["GroupId"])
     for pair in ec2.describe_key_pairs(Filters=ours)["KeyPairs"]:
         if old_enough(_tags(pair), pair.get("CreateTime")) and pair["KeyName"] not in found.key_pairs:
             found.key_pairs.append(pair["KeyName"])
     # A terminated instance still names its group and key after they are gone: keep only what exists.
-    all_groups = _all(ec2, "describe_security_groups", "SecurityGroups")
+    all_groups = awsclient.every(ec2, "describe_security_groups", "SecurityGroups")
     all_keys = ec2.describe_key_pairs()["KeyPairs"]
     found.security_groups = [g for g in found.security_groups if g in {x["GroupId"] for x in all_groups}]
     found.key_pairs = [k for k in found.key_pairs if k in {x["KeyName"] for x in all_keys}]
@@ -137,7 +132,7 @@ def find_leftovers(ec2: Any, prefix: str, keep: int, older_than: float = OLDER_T
                             and _tags(k).get(PROJECT_TAG) != PROJECT]}
     found.foreign = {kind: len(items) for kind, items in others.items() if items}
 
-    images = [i for i in _all(ec2, "describe_images", "Images", Owners=["self"], Filters=[
+    images = [i for i in awsclient.every(ec2, "describe_images", "Images", Owners=["self"], Filters=[
         {"Name": "name", "Values": [f"{prefix}-*"]}, {"Name": "state", "Values": ["available"]}])
         if _tags(i).get(PROJECT_TAG) == PROJECT or "dcp:project-version" in _tags(i)]
     images.sort(key=lambda i: i.get("CreationDate", ""), reverse=True)
@@ -156,7 +151,7 @@ def _users(ec2: Any, groups: list[str]) -> dict[str, list[str]]:
     """The instances (not terminated) each of these groups is attached to: a group goes only after they do."""
     if not groups:
         return {}
-    res = _all(ec2, "describe_instances", "Reservations", Filters=[
+    res = awsclient.every(ec2, "describe_instances", "Reservations", Filters=[
         {"Name": "instance.group-id", "Values": groups},
         {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped", "shutting-down"]}])
     users: dict[str, list[str]] = {}

@@ -170,7 +170,7 @@ def operator_cidrs(cfg: NodeConfig, ask: bool = True) -> tuple[str, ...]:
     given = cfg.ssh_cidr or os.environ.get("DCP_OPERATOR_CIDR", "")
     try:
         if given:
-            return parse_cidrs(given)
+            return parse_cidrs(given, "--ssh-cidr" if cfg.ssh_cidr else "DCP_OPERATOR_CIDR")
     except BuildError as e:
         raise NodeError(str(e)) from None
     if cfg.endpoint and is_loopback_url(cfg.endpoint) and cfg.ssh_host and is_loopback_url(cfg.ssh_host):
@@ -185,7 +185,7 @@ def operator_cidrs(cfg: NodeConfig, ask: bool = True) -> tuple[str, ...]:
         with awsclient.waiting(f"{CHECKIP} to tell your public address (gives up after {CHECKIP_TIMEOUT:.0f} s)"), \
                 urllib.request.urlopen(CHECKIP, timeout=CHECKIP_TIMEOUT) as resp:
             address = resp.read(64).decode(errors="replace").strip()
-        return parse_cidrs(address)
+        return parse_cidrs(address, CHECKIP)
     except (OSError, ValueError, BuildError):
         raise NodeError(f"cannot find your public address ({CHECKIP}): pass --ssh-cidr <your IPv4>/32") from None
 
@@ -217,9 +217,9 @@ def newest_image(ec2: Any, prefix: str, project: str = "cellprofiler") -> dict[s
     from agent import flavours
 
     name = flavours.by_key(project).name
-    images = [i for i in ec2.describe_images(Owners=["self"], Filters=[
+    images = [i for i in awsclient.every(ec2, "describe_images", "Images", Owners=["self"], Filters=[
         {"Name": f"tag:{PROJECT_TAG}", "Values": [PROJECT]}, {"Name": "name", "Values": [f"{prefix}-*"]},
-        {"Name": "state", "Values": ["available"]}])["Images"] if image_project(i) == name]
+        {"Name": "state", "Values": ["available"]}]) if image_project(i) == name]
     if not images:
         raise NodeError(f"no AMI named {prefix}-* built by this project for {name} in this region: run invoke "
                         f"build-ami{'' if name == 'Distributed-CellProfiler' else ' --project ' + project}, "
@@ -639,7 +639,8 @@ def find_nodes(ec2: Any, which: str = "", states: list[str] | None = None) -> li
     """This project's nodes (``dcp:project`` and ``dcp:node`` tags), optionally one by name or instance id."""
     filters = [{"Name": f"tag:{PROJECT_TAG}", "Values": [PROJECT]}, {"Name": "tag-key", "Values": [NODE_TAG]},
                {"Name": "instance-state-name", "Values": states or LIVE}]
-    found = [i for r in ec2.describe_instances(Filters=filters)["Reservations"] for i in r["Instances"]]
+    found = [i for r in awsclient.every(ec2, "describe_instances", "Reservations", Filters=filters)
+             for i in r["Instances"]]
     if which:
         found = [i for i in found if which in (i["InstanceId"], _tags(i).get(NODE_TAG))]
     return sorted(found, key=lambda i: (str(i.get("LaunchTime", "")), i["InstanceId"]))

@@ -113,7 +113,7 @@ CASES = [
     Case("launch-ssh-port-negative", [*LAUNCH, "--ssh-port", "-1"], 2, "ssh port -1 is not a port number"),
     Case("launch-ssh-cidr-half-the-internet", [*LAUNCH, "--ssh-cidr", "0.0.0.0/1"], 2, "is wider than /16"),
     Case("launch-ssh-cidr-whole-internet", [*LAUNCH, "--ssh-cidr", "0.0.0.0/0"], 2, "the whole internet"),
-    Case("launch-operator-cidr-env-too-wide", LAUNCH, 2, "is wider than /16",
+    Case("launch-operator-cidr-env-too-wide", LAUNCH, 2, "DCP_OPERATOR_CIDR 128.0.0.0/1 is wider than /16",
          env={"DCP_OPERATOR_CIDR": "128.0.0.0/1"}),
     Case("launch-ami-junk", [*LAUNCH, "--ami", "my-image"], 2, "is not an AMI id"),
     Case("launch-name-with-space", [*LAUNCH, "--name", "my node"], 2, "--name 'my node'"),
