@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 from types import TracebackType
 
+from rig.orphans import die_with_parent
 from rig.ports import free_port, wait_for_port
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "dcp"   # shared with tests/agent
@@ -82,7 +83,8 @@ class GitDaemon:
         self.proc = subprocess.Popen(
             ["git", "daemon", "--reuseaddr", "--export-all", f"--base-path={self.base}",
              "--listen=127.0.0.1", f"--port={self.port}", str(self.base)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent)  # noqa: PLW1509 - the rig's servers die with their owner (rig/orphans.py)
         wait_for_port(self.port)
         return self
 

@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
+from rig.orphans import die_with_parent
 from rig.ports import free_port, wait_for_port
 
 
@@ -32,8 +33,9 @@ class MotoServer:
         env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true", **self.extra_env}
         env.pop("MOTO_ACCOUNT_ID", None)
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
-        self.proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     start_new_session=True,
+                                     preexec_fn=die_with_parent)  # noqa: PLW1509 - rig/orphans.py
         if self.log:
             out.close()  # type: ignore[union-attr]
         try:

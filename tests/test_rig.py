@@ -64,6 +64,38 @@ def test_proxy_adds_latency_and_records(moto: MotoServer) -> None:
         assert proxy.actions() == ["GetCallerIdentity"]
 
 
+_OWNER = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from rig.moto_server import MotoServer
+m = MotoServer().start()
+print(m.proc.pid, m.port, flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_killed_owner_takes_its_moto_server_with_it() -> None:
+    """SIGKILL runs no finally: the server dies with its owner anyway (rig/orphans.py), its port closes."""
+    owner = subprocess.Popen([sys.executable, "-c", _OWNER, str(Path(__file__).resolve().parent.parent)],
+                             stdout=subprocess.PIPE, text=True)
+    assert owner.stdout is not None
+    pid, port = map(int, owner.stdout.readline().split())
+    owner.kill()
+    owner.wait(timeout=5)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+        except FileNotFoundError:
+            state = "gone"
+        if state in ("gone", "Z"):    # exited (a zombie until init reaps it)
+            break
+        time.sleep(0.05)
+    assert state in ("gone", "Z"), f"moto server {pid} still running ({state}) after its owner was killed"
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
 def test_quota_stub_speaks_service_quotas(quotas: QuotaStub) -> None:
     sq = client(quotas.endpoint, "service-quotas")
     assert sq.get_service_quota(ServiceCode="ec2", QuotaCode="L-34B43A08")["Quota"]["Value"] > 0  # type: ignore[attr-defined]
