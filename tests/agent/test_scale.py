@@ -3,9 +3,9 @@
 Every AWS request goes through rig/pager.py in its "aws" mode: moto's lists cut into pages at AWS's documented
 page sizes (DescribeAlarms 50, ListRoles 100 …), and the instance-lifecycle filter moto lacks answered. The
 clutter (rig/clutter.py) is other labs' roles, buckets, alarms, log groups, finished fleets, security groups,
-queues, clusters, instances and key pairs: k = 100 units of them for the request count (the plain resources made
-inside moto by the rig's bulk route, rig/moto_bulk.py, so that 13,000 resources take seconds, not a minute),
-k = 10 for the exact verdicts of M06 and M10 (the benchmark bench/scale.py seeds all of it over HTTP).
+queues, clusters, instances and key pairs: k = 100 units of them (the plain resources made inside moto by the
+rig's bulk route, rig/moto_bulk.py, so that 13,000 resources take seconds, not a minute), and for M06 alarms up
+to 10,000 (the benchmark bench/scale.py seeds all of it over HTTP).
 """
 
 from __future__ import annotations
@@ -16,15 +16,14 @@ from collections.abc import Iterator
 import pytest
 
 from agent.model import Status
-from rig.clutter import add_clutter
+from rig.clutter import add_alarms, add_clutter
 from rig.moto_server import MotoServer
 from rig.pager import PagingProxy
 from rig.seed import APP_NAME, DcpAccount, admin_client
 from tests.agent.cases import alarm, leftover_fleet, monitor_file, spot_price
 from tests.agent.harness import run_agent
 
-K = 10
-K_REQUESTS = 100     # issue 19: the request count on a 100× account
+K = 100     # issue 19: a 100× account (13,000 resources of other labs)
 
 
 @pytest.fixture
@@ -58,9 +57,9 @@ def test_a_cluttered_account_costs_the_requests_of_a_clean_one(account: DcpAccou
     assert clean_verdicts and all(s in (Status.PASS, Status.WARN, Status.SKIP) for s in clean_verdicts.values()), \
         {c: s for c, s in clean_verdicts.items() if s not in (Status.PASS, Status.WARN, Status.SKIP)}
     assert ("DescribeAlarms", 0) in clean and ("DescribeSpotFleetRequests", 0) in clean
-    made = add_clutter(account, K_REQUESTS, bulk=True)
-    assert made.k == K_REQUESTS
-    assert len(account.client("cloudwatch").describe_alarms()["MetricAlarms"]) >= 50 * K_REQUESTS   # moto: one page
+    made = add_clutter(account, K, bulk=True)
+    assert made.k == K
+    assert len(account.client("cloudwatch").describe_alarms()["MetricAlarms"]) >= 50 * K   # moto: one page
     cluttered, cluttered_verdicts = _one_run(account, aws_pages)
     assert cluttered_verdicts == clean_verdicts
     assert cluttered == clean, {"more": cluttered - clean, "fewer": clean - cluttered}
@@ -90,10 +89,12 @@ def test_the_stand_in_pages_as_aws_and_filters_as_aws(account: DcpAccount, aws_p
 
 
 def test_m06_and_m10_are_exact_among_the_clutter(account: DcpAccount, aws_pages: PagingProxy) -> None:
-    """M10 finds this app's one active fleet among k × 5 finished ones (and other apps' instances); M06 counts
-    exactly this app's 3 stale worker alarms among k × 50 of other apps' (one in 50 named CellPaintingRun2_…,
+    """M10 finds this app's one active fleet among 500 finished ones (and 1,000 instances of other apps); M06
+    counts exactly this app's 3 stale worker alarms among 10,000 of other apps' (one in 50 named CellPaintingRun2_…,
     which starts like this app's prefix), and not the alarms of the running workers."""
-    add_clutter(account, K)
+    add_clutter(account, K, bulk=True)
+    add_alarms(account, 10_000 - 50 * K)
+    assert len(account.client("cloudwatch").describe_alarms()["MetricAlarms"]) == 10_000
     fid = leftover_fleet(account, machines=2)
     monitor_file(account, fid)
     ec2 = account.client("ec2")
