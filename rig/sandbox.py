@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from rig.orphans import die_with_parent
 from rig.ports import free_port
 
 CACHE = Path(os.environ.get("DCP_CACHE_DIR", "/var/cache/dcp-control-node"))
@@ -130,7 +131,9 @@ class Sandbox:
             self.proc = subprocess.Popen(
                 ["unshare", "--mount", "--pid", "--uts", "--fork", "--kill-child", str(script), str(self.merged),
                  self.hostname], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True)
+                start_new_session=True,
+                # the owner killed: unshare dies, and with --kill-child everything in the namespace (rig/orphans.py)
+                preexec_fn=die_with_parent)  # noqa: PLW1509
             log.close()
             self._wait_for_sshd()
         except BaseException:

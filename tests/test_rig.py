@@ -75,11 +75,11 @@ time.sleep(120)
 
 
 def test_a_killed_owner_takes_its_moto_server_with_it() -> None:
-    """SIGKILL runs no finally: the server dies with its owner anyway (rig/orphans.py), its port closes."""
+    """SIGKILL runs no finally: the server dies with its owner anyway (rig/orphans.py)."""
     owner = subprocess.Popen([sys.executable, "-c", _OWNER, str(Path(__file__).resolve().parent.parent)],
                              stdout=subprocess.PIPE, text=True)
     assert owner.stdout is not None
-    pid, port = map(int, owner.stdout.readline().split())
+    pid, _port = map(int, owner.stdout.readline().split())
     owner.kill()
     owner.wait(timeout=5)
     deadline = time.monotonic() + 5
@@ -92,8 +92,8 @@ def test_a_killed_owner_takes_its_moto_server_with_it() -> None:
             break
         time.sleep(0.05)
     assert state in ("gone", "Z"), f"moto server {pid} still running ({state}) after its owner was killed"
-    with pytest.raises(OSError):
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    # (a dead process holds no socket; a connect to its port is no proof either way while other runs on this
+    # machine open and close loopback ports all the time)
 
 
 def test_quota_stub_speaks_service_quotas(quotas: QuotaStub) -> None:
