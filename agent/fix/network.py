@@ -8,6 +8,7 @@ key as ``~/.ssh/<name>.pem`` (mode 0600), never over an existing file.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 from pathlib import Path
@@ -144,8 +145,11 @@ def plan_key(ctx: Context, problems: list[str]) -> list[Step]:
                                                    TagSpecifications=ec2_tags("key-pair"))
 
         return [Step(("N09",), res, Kind.CREATE, f"import {public}", ("ec2:ImportKeyPair", "ec2:CreateTags"), imp)]
-    if private.exists():
-        problems.append(f"{private} exists but key pair {name!r} is not in {ctx.region}: import its public key "
+    if private.exists() or private.is_symlink():
+        empty = private.is_file() and not private.is_symlink() and private.stat().st_size == 0
+        problems.append(f"{private} is empty (a fix killed before 2026-12-04 could leave it so): delete it and run "
+                        "fix again" if empty else
+                        f"{private} exists but key pair {name!r} is not in {ctx.region}: import its public key "
                         f"(ssh-keygen -y -f {private} > {public}) and run fix again")
         return []
     if not _writable_dir(ssh):
@@ -155,19 +159,36 @@ def plan_key(ctx: Context, problems: list[str]) -> list[Step]:
 
     def create(ctx: Context) -> None:
         ssh.mkdir(mode=0o700, exist_ok=True)
-        fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)   # never over an existing file
+        client = ctx.client("ec2")
+        key = client.create_key_pair(KeyName=name, KeyType="ed25519", TagSpecifications=ec2_tags("key-pair"))
         try:
-            key = ctx.client("ec2").create_key_pair(KeyName=name, KeyType="ed25519",
-                                                     TagSpecifications=ec2_tags("key-pair"))
+            _save_new_private_key(private, str(key["KeyMaterial"]))
         except BaseException:
-            os.close(fd)
-            private.unlink()
+            # AWS hands the private key out once: a key pair whose key could not be kept is of no use, and this
+            # step made it a moment ago
+            with contextlib.suppress(Exception):
+                client.delete_key_pair(KeyName=name)
             raise
-        with os.fdopen(fd, "w") as f:
-            f.write(key["KeyMaterial"])
 
     return [Step(("N09",), res, Kind.CREATE, f"new ed25519 key pair; the private key saved as {private} (mode 0600)",
-                 ("ec2:CreateKeyPair", "ec2:CreateTags"), create)]
+                 ("ec2:CreateKeyPair", "ec2:CreateTags", "ec2:DeleteKeyPair"), create)]
+
+
+def _save_new_private_key(private: Path, material: str) -> None:
+    """Write the key to a new file of its own in the same directory (0600, never through an existing path), then
+    give it its name with a hard link, which fails rather than replace anything: the key file is whole or
+    absent, whenever the process dies (a kill -9 between open and write used to leave an empty one)."""
+    tmp = private.with_name(f".{private.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(material)
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(tmp, private)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
 
 
 def _writable_dir(path: Path) -> bool:

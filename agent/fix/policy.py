@@ -42,7 +42,8 @@ WRITES: list[dict[str, Any]] = [
      "Resource": [f"{ARN}:sqs:<REGION>:<ACCT>:<SQS_DEAD_LETTER_QUEUE>"]},
     {"Sid": "FixWorkersGroup", "Action": ["ec2:CreateSecurityGroup", "ec2:AuthorizeSecurityGroupIngress"],
      "Resource": [f"{EC2}:security-group/*", f"{EC2}:security-group-rule/*", f"{EC2}:vpc/*"]},
-    {"Sid": "FixKeyPair", "Action": ["ec2:CreateKeyPair", "ec2:ImportKeyPair"],
+    # DeleteKeyPair: only the key pair the same step made a moment ago, when its private key could not be saved
+    {"Sid": "FixKeyPair", "Action": ["ec2:CreateKeyPair", "ec2:ImportKeyPair", "ec2:DeleteKeyPair"],
      "Resource": [f"{EC2}:key-pair/<KEY_NAME>"]},
     {"Sid": "FixTagOnCreate", "Action": ["ec2:CreateTags"], "Resource": ["*"],
      "Condition": {"StringEquals": {"ec2:CreateAction": ["CreateSecurityGroup", "AuthorizeSecurityGroupIngress",

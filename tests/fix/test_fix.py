@@ -114,6 +114,7 @@ def test_apply_from_empty_cures_tags_and_converges(empty_account: DcpAccount, ca
     assert _ours(key.get("Tags", []))
     pem = a.home / ".ssh" / f"{KEY_NAME}.pem"
     assert pem.stat().st_mode & 0o777 == 0o600 and "PRIVATE KEY" in pem.read_text()
+    assert sorted(p.name for p in pem.parent.iterdir()) == [pem.name]     # written whole, no temporary left
     # The checks it cured pass now.
     results = run_agent(a, ["R01", "R02", "R03", "R04", "R05", "R07", "S02", "S05", "Q02", "Q03"])
     assert {c: r.status for c, r in results.items() if r.status != Status.PASS} == {}
@@ -185,7 +186,8 @@ def test_quota_request_is_filed_once(account: DcpAccount, quotas: QuotaStub, cap
     assert len(quotas.requests) == 1 and "? Z01" in out
 
 
-@pytest.mark.parametrize("problem", ["no credentials", "unknown region", "key file in the way", "unwritable ssh"])
+@pytest.mark.parametrize("problem", ["no credentials", "unknown region", "key file in the way", "empty key file",
+                                     "unwritable ssh"])
 def test_bad_input_is_one_line_each_and_changes_nothing(problem: str, empty_account: DcpAccount,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     a = empty_account
@@ -196,6 +198,9 @@ def test_bad_input_is_one_line_each_and_changes_nothing(problem: str, empty_acco
     elif problem == "key file in the way":
         (a.home / ".ssh").mkdir(mode=0o700)
         (a.home / ".ssh" / f"{KEY_NAME}.pem").write_text("someone's key\n")
+    elif problem == "empty key file":   # what a fix killed between open and write used to leave
+        (a.home / ".ssh").mkdir(mode=0o700)
+        (a.home / ".ssh" / f"{KEY_NAME}.pem").write_text("")
     else:
         (a.home / ".ssh").write_text("not a directory\n")
     before = state(a)
@@ -205,6 +210,8 @@ def test_bad_input_is_one_line_each_and_changes_nothing(problem: str, empty_acco
     assert lines[-1] == "dcp-agent: nothing was changed" and len(lines) >= 2
     assert all(line.startswith("dcp-agent: ") and "Traceback" not in line for line in lines)
     assert state(a) == before
+    if problem == "empty key file":
+        assert "is empty" in err and "delete it and run fix again" in err, err
 
 
 def test_usage_errors(empty_account: DcpAccount, capsys: pytest.CaptureFixture[str]) -> None:
