@@ -143,6 +143,27 @@ def _finished_fleets(a: DcpAccount, j: int) -> None:
         ec2.terminate_instances(InstanceIds=instances)
 
 
+def _finish_strays(a: DcpAccount) -> None:
+    """Cancel any clutter fleet still live, and end its instances. A RequestSpotFleet that moto answered with a
+    500 after making the fleet, then asked again (botocore's retry, or ``_retrying``'s of the whole unit), leaves
+    a fleet nobody cancelled: an active fleet of another app with a running spot instance, which would change
+    what a check reads (seen once in a hundred units)."""
+    ec2 = a.client("ec2")
+    live = [f["SpotFleetRequestId"] for p in ec2.get_paginator("describe_spot_fleet_requests").paginate()
+            for f in p["SpotFleetRequestConfigs"]
+            if f["SpotFleetRequestState"] in ("submitted", "active", "modifying")
+            and "OtherLab" in base64.b64decode(
+                (f["SpotFleetRequestConfig"].get("LaunchSpecifications") or [{}])[0].get("UserData", "")).decode(
+                errors="replace")]
+    if not live:
+        return
+    ec2.cancel_spot_fleet_requests(SpotFleetRequestIds=live, TerminateInstances=False)
+    instances = [i["InstanceId"] for fid in live
+                 for i in ec2.describe_spot_fleet_instances(SpotFleetRequestId=fid)["ActiveInstances"]]
+    if instances:
+        ec2.terminate_instances(InstanceIds=instances)
+
+
 _units = itertools.count()
 _ALREADY = {"EntityAlreadyExists", "BucketAlreadyOwnedByYou", "InvalidGroup.Duplicate",
             "ResourceAlreadyExistsException", "InvalidKeyPair.Duplicate", "QueueAlreadyExists"}
@@ -185,5 +206,6 @@ def add_clutter(a: DcpAccount, k: int, *, threads: int = 24, bulk: bool = False)
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="clutter") as pool:
         for f in [pool.submit(_retrying(call)) for _, call in tasks]:
             f.result()
+    _finish_strays(a)
     bulk_requests = -(-len(plain) // BULK_BATCH) if bulk else 0
     return Clutter(k, sum(n for n, _ in tasks) + bulk_requests, time.monotonic() - start)
