@@ -1,5 +1,6 @@
-"""The user's cache files (~/.cache/dcp-agent): read only when regular (never through a symlink), written
-atomically and private (mode 0600), so a reader sees the old file or the new one, never half of one."""
+"""The user's cache files (~/.cache/dcp-agent), and fix's new private key: read only when regular (never through
+a symlink), written atomically and private (mode 0600), so a reader sees the old file or the new one, never half
+of one."""
 
 from __future__ import annotations
 
@@ -24,9 +25,10 @@ def read_regular(path: Path, limit: int = 4_000_000) -> bytes | None:
         os.close(fd)
 
 
-def write_private(path: Path, data: str | bytes) -> None:
+def write_private(path: Path, data: str | bytes, *, replace: bool = True) -> None:
     """A temporary file beside ``path`` (mode 0600), flushed, then renamed over it (a symlink at ``path`` is
-    replaced, never followed)."""
+    replaced, never followed). With ``replace=False`` it is hard-linked to ``path`` instead, which fails
+    (FileExistsError) rather than replace anything there: a new private key, whole or absent."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -34,7 +36,9 @@ def write_private(path: Path, data: str | bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
+        if replace:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
