@@ -1,6 +1,5 @@
-"""The user's cache files (~/.cache/dcp-agent), and fix's new private key: read only when regular (never through
-a symlink), written atomically and private (mode 0600), so a reader sees the old file or the new one, never half
-of one."""
+"""The user's cache files (~/.cache/dcp-agent): read only when regular (never through a symlink), written
+atomically and private (mode 0600), so a reader sees the old file or the new one, never half of one."""
 
 from __future__ import annotations
 
@@ -25,10 +24,9 @@ def read_regular(path: Path, limit: int = 4_000_000) -> bytes | None:
         os.close(fd)
 
 
-def write_private(path: Path, data: str | bytes, *, replace: bool = True) -> None:
+def write_private(path: Path, data: str | bytes) -> None:
     """A temporary file beside ``path`` (mode 0600), flushed, then renamed over it (a symlink at ``path`` is
-    replaced, never followed). With ``replace=False`` it is hard-linked to ``path`` instead, which fails
-    (FileExistsError) rather than replace anything there: a new private key, whole or absent."""
+    replaced, never followed)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -36,9 +34,7 @@ def write_private(path: Path, data: str | bytes, *, replace: bool = True) -> Non
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o600)
-        if replace:
-            os.replace(tmp, path)
-        else:
-            os.link(tmp, path)
-    finally:
+        os.replace(tmp, path)
+    except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise

@@ -59,12 +59,6 @@ _API = {"role": ("iam", "create_role"), "bucket": ("s3", "create_bucket"), "alar
         "queue": ("sqs", "create_queue"), "cluster": ("ecs", "create_cluster"), "key_pair": ("ec2", "import_key_pair")}
 
 
-def _alarm(j: int, n: int) -> dict[str, Any]:
-    return {"AlarmName": _alarm_name(j, n), "MetricName": "CPUUtilization", "Namespace": "AWS/EC2",
-            "Statistic": "Maximum", "Period": 60, "EvaluationPeriods": 15, "Threshold": 1,
-            "ComparisonOperator": "LessThanThreshold"}
-
-
 def _plain(a: DcpAccount, j: int, public_key: str) -> Iterator[tuple[str, dict[str, Any]]]:
     """Clutter unit ``j``'s plain resources: (kind, the create's API parameters)."""
     tag = f"{j:04d}"
@@ -73,7 +67,9 @@ def _plain(a: DcpAccount, j: int, public_key: str) -> Iterator[tuple[str, dict[s
     for n in range(PER_K["buckets"]):
         yield "bucket", {"Bucket": f"otherlab-{a.account_id}-{tag}-{n}"}
     for n in range(PER_K["alarms"]):
-        yield "alarm", _alarm(j, n)
+        yield "alarm", {"AlarmName": _alarm_name(j, n), "MetricName": "CPUUtilization", "Namespace": "AWS/EC2",
+                        "Statistic": "Maximum", "Period": 60, "EvaluationPeriods": 15, "Threshold": 1,
+                        "ComparisonOperator": "LessThanThreshold"}
     for n in range(PER_K["log_groups"]):
         yield "log_group", {"logGroupName": f"OtherLab{tag}_{n}"}
     for n in range(PER_K["security_groups"]):
@@ -98,7 +94,9 @@ def add_alarms(a: DcpAccount, n: int) -> None:
     """``n`` more worker alarms of other apps (one in 50 named like this app's), made inside moto
     (rig/moto_bulk.py): on top of ``add_clutter``'s, for an account of 10,000 alarms."""
     units = [next(_units) for _ in range(-(-n // PER_K["alarms"]))]
-    _bulk(a, [("alarm", _alarm(j, i)) for j in units for i in range(PER_K["alarms"])][:n])
+    items = [item for j in units for item in _plain(a, j, "") if item[0] == "alarm"][:n]
+    for i in range(0, len(items), BULK_BATCH):
+        _retrying(_in_moto(a, items[i:i + BULK_BATCH]))()
 
 
 def _over_http(a: DcpAccount, kind: str, params: dict[str, Any]) -> Callable[[], Any]:
@@ -111,20 +109,17 @@ def _over_http(a: DcpAccount, kind: str, params: dict[str, Any]) -> Callable[[],
 BULK_BATCH = 2500   # items a bulk request carries (~0.3 s of moto's time, ~250 kB of JSON)
 
 
-def _bulk(a: DcpAccount, items: list[tuple[str, dict[str, Any]]]) -> int:
-    """Make ``items`` inside moto, one batch after another (moto's backends are not made for concurrency);
-    the number of requests it took. A failed batch raises (its 400 says why; nothing is retried)."""
-    batches = [items[i:i + BULK_BATCH] for i in range(0, len(items), BULK_BATCH)]
-    for batch in batches:
-        body = json.dumps({"account": a.account_id, "region": a.region, "items": batch}).encode()
+def _in_moto(a: DcpAccount, items: list[tuple[str, dict[str, Any]]]) -> Callable[[], Any]:
+    def post() -> Any:
+        body = json.dumps({"account": a.account_id, "region": a.region, "items": items}).encode()
         req = urllib.request.Request(a.endpoint.rstrip("/") + moto_bulk.PATH, data=body, method="POST",  # noqa: S310
                                      headers={"Content-Type": "application/json"})   # the rig's moto: http, loopback
         try:
             with urllib.request.urlopen(req, timeout=120) as resp:   # noqa: S310
-                resp.read()
+                return json.loads(resp.read())
         except urllib.error.HTTPError as e:
             raise RuntimeError(f"moto's bulk create failed: {e.read().decode(errors='replace')[:500]}") from None
-    return len(batches)
+    return post
 
 
 def _finished_fleets(a: DcpAccount, j: int) -> None:
@@ -141,11 +136,6 @@ def _finished_fleets(a: DcpAccount, j: int) -> None:
     # Cancelled without TerminateInstances, then their instances terminated: moto deletes a fleet cancelled with
     # TerminateInstances at once, while AWS lists it, cancelled, for 48 hours; this one stays listed (state
     # cancelled_running in moto, which, like AWS's cancelled, is no fleet that can still run instances).
-    _cancel_and_end(ec2, ids)
-
-
-def _cancel_and_end(ec2: Any, ids: list[str]) -> None:
-    """Cancel the fleets without TerminateInstances, then terminate their instances (see _finished_fleets)."""
     ec2.cancel_spot_fleet_requests(SpotFleetRequestIds=ids, TerminateInstances=False)
     instances = [i["InstanceId"] for fid in ids
                  for i in ec2.describe_spot_fleet_instances(SpotFleetRequestId=fid)["ActiveInstances"]]
@@ -158,16 +148,20 @@ def _finish_strays(a: DcpAccount) -> None:
     500 after making the fleet, then asked again (botocore's retry, or ``_retrying``'s of the whole unit), leaves
     a fleet nobody cancelled: an active fleet of another app with a running spot instance, which would change
     what a check reads (seen once in a hundred units)."""
-    def clutters(config: dict[str, Any]) -> bool:   # its workers fetch another lab's ecsconfig (_user_data)
-        spec = (config.get("LaunchSpecifications") or [{}])[0]
-        return "OtherLab" in base64.b64decode(spec.get("UserData", "")).decode(errors="replace")
-
     ec2 = a.client("ec2")
-    fleets = [f for p in ec2.get_paginator("describe_spot_fleet_requests").paginate() for f in p["SpotFleetRequestConfigs"]]
-    live = [f["SpotFleetRequestId"] for f in fleets
-            if f["SpotFleetRequestState"] in ("submitted", "active", "modifying") and clutters(f["SpotFleetRequestConfig"])]
-    if live:
-        _cancel_and_end(ec2, live)
+    live = [f["SpotFleetRequestId"] for p in ec2.get_paginator("describe_spot_fleet_requests").paginate()
+            for f in p["SpotFleetRequestConfigs"]
+            if f["SpotFleetRequestState"] in ("submitted", "active", "modifying")
+            and "OtherLab" in base64.b64decode(
+                (f["SpotFleetRequestConfig"].get("LaunchSpecifications") or [{}])[0].get("UserData", "")).decode(
+                errors="replace")]
+    if not live:
+        return
+    ec2.cancel_spot_fleet_requests(SpotFleetRequestIds=live, TerminateInstances=False)
+    instances = [i["InstanceId"] for fid in live
+                 for i in ec2.describe_spot_fleet_instances(SpotFleetRequestId=fid)["ActiveInstances"]]
+    if instances:
+        ec2.terminate_instances(InstanceIds=instances)
 
 
 _units = itertools.count()
@@ -204,11 +198,14 @@ def add_clutter(a: DcpAccount, k: int, *, threads: int = 24, bulk: bool = False)
     units = [next(_units) for _ in range(k)]
     plain = [item for j in units for item in _plain(a, j, public_key)]
     tasks = [t for j in units for t in _running(a, j)]
-    bulk_requests = _bulk(a, plain) if bulk else 0   # before the HTTP work, which it must not run beside
-    if not bulk:
+    if bulk:   # one batch after another, before the HTTP work: moto's backends are not made for concurrency
+        for i in range(0, len(plain), BULK_BATCH):
+            _retrying(_in_moto(a, plain[i:i + BULK_BATCH]))()
+    else:
         tasks += [(1, _over_http(a, kind, params)) for kind, params in plain]
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="clutter") as pool:
         for f in [pool.submit(_retrying(call)) for _, call in tasks]:
             f.result()
     _finish_strays(a)
+    bulk_requests = -(-len(plain) // BULK_BATCH) if bulk else 0
     return Clutter(k, sum(n for n, _ in tasks) + bulk_requests, time.monotonic() - start)

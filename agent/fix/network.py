@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent import inputs
-from agent.cachefiles import write_private
 from agent.checks.network import _allows
 from agent.facts import ec2
 from agent.fix.plan import Kind, Step
@@ -147,9 +146,9 @@ def plan_key(ctx: Context, problems: list[str]) -> list[Step]:
 
         return [Step(("N09",), res, Kind.CREATE, f"import {public}", ("ec2:ImportKeyPair", "ec2:CreateTags"), imp)]
     if private.exists() or private.is_symlink():
-        empty = not private.is_symlink() and private.is_file() and private.stat().st_size == 0
-        problems.append(f"{private} is empty (an earlier version's fix, interrupted, could leave it so): delete it "
-                        "and run fix again" if empty else
+        empty = private.is_file() and not private.is_symlink() and private.stat().st_size == 0
+        problems.append(f"{private} is empty (a fix killed before 2026-12-04 could leave it so): delete it and run "
+                        "fix again" if empty else
                         f"{private} exists but key pair {name!r} is not in {ctx.region}: import its public key "
                         f"(ssh-keygen -y -f {private} > {public}) and run fix again")
         return []
@@ -163,9 +162,7 @@ def plan_key(ctx: Context, problems: list[str]) -> list[Step]:
         client = ctx.client("ec2")
         key = client.create_key_pair(KeyName=name, KeyType="ed25519", TagSpecifications=ec2_tags("key-pair"))
         try:
-            # whole or absent whenever the process dies (a kill -9 between an open and a write used to leave an
-            # empty file), never over anything already there
-            write_private(private, str(key["KeyMaterial"]), replace=False)
+            _save_new_private_key(private, str(key["KeyMaterial"]))
         except BaseException:
             # AWS hands the private key out once: a key pair whose key could not be kept is of no use, and this
             # step made it a moment ago
@@ -175,6 +172,23 @@ def plan_key(ctx: Context, problems: list[str]) -> list[Step]:
 
     return [Step(("N09",), res, Kind.CREATE, f"new ed25519 key pair; the private key saved as {private} (mode 0600)",
                  ("ec2:CreateKeyPair", "ec2:CreateTags", "ec2:DeleteKeyPair"), create)]
+
+
+def _save_new_private_key(private: Path, material: str) -> None:
+    """Write the key to a new file of its own in the same directory (0600, never through an existing path), then
+    give it its name with a hard link, which fails rather than replace anything: the key file is whole or
+    absent, whenever the process dies (a kill -9 between open and write used to leave an empty one)."""
+    tmp = private.with_name(f".{private.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(material)
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(tmp, private)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
 
 
 def _writable_dir(path: Path) -> bool:
